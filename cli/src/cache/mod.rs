@@ -1,0 +1,1 @@
+//! The local content-addressed cache: layout, atomic inserts, link strategies, shared permissions.

@@ -1,0 +1,234 @@
+//! Command-line grammar, mirroring DVC's where DVC has the command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lode",
+    version,
+    about = "Version large files next to Git, compatible with DVC"
+)]
+pub struct Cli {
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create `.dvc/` in the current Git repository.
+    Init(InitArgs),
+    /// Track files or directories: hash them, store them in the cache, write `.dvc` files.
+    Add(AddArgs),
+    /// Show what changed between the workspace, the `.dvc` files and the cache.
+    Status(StatusArgs),
+    /// Record workspace changes of tracked outputs in their `.dvc` files and the cache.
+    Commit(CommitArgs),
+    /// Make the workspace match the `.dvc` files, from the cache.
+    Checkout(CheckoutArgs),
+    /// Read or write `.dvc/config` options.
+    Config(ConfigArgs),
+    /// Manage remotes.
+    Remote(RemoteArgs),
+    /// Manage the cache.
+    Cache(CacheArgs),
+    /// Remove unused objects from the cache.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Initialise outside a Git repository.
+    #[arg(long)]
+    pub no_scm: bool,
+    /// Overwrite an existing `.dvc/`.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Initialise in a subdirectory of a Git repository.
+    #[arg(long)]
+    pub subdir: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    #[arg(required = true)]
+    pub targets: Vec<PathBuf>,
+    /// Hashing threads.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub targets: Vec<PathBuf>,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Compare the cache with a remote.
+    #[arg(short, long)]
+    pub cloud: bool,
+    /// The remote to compare with.
+    #[arg(short, long)]
+    pub remote: Option<String>,
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    pub targets: Vec<PathBuf>,
+    /// Commit without asking.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckoutArgs {
+    pub targets: Vec<PathBuf>,
+    /// Overwrite workspace changes without asking.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Recreate links even where the content already matches.
+    #[arg(long)]
+    pub relink: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// `section.option`.
+    pub name: Option<String>,
+    pub value: Option<String>,
+    #[arg(short, long)]
+    pub unset: bool,
+    #[arg(short, long)]
+    pub list: bool,
+    #[arg(long, conflicts_with_all = ["global", "system", "project"])]
+    pub local: bool,
+    #[arg(long)]
+    pub project: bool,
+    #[arg(long)]
+    pub global: bool,
+    #[arg(long)]
+    pub system: bool,
+    /// Show the file each value comes from.
+    #[arg(long)]
+    pub show_origin: bool,
+}
+
+/// Which config file a change goes to (DVC's `--local/--project/--global/--system`).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct LevelArgs {
+    #[arg(long, conflicts_with_all = ["global", "system", "project"])]
+    pub local: bool,
+    #[arg(long)]
+    pub project: bool,
+    #[arg(long)]
+    pub global: bool,
+    #[arg(long)]
+    pub system: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    pub command: RemoteCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    Add {
+        name: String,
+        url: String,
+        #[arg(short, long)]
+        default: bool,
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+    Modify {
+        name: String,
+        option: String,
+        value: Option<String>,
+        #[arg(short, long)]
+        unset: bool,
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+    List {
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+    Default {
+        name: Option<String>,
+        #[arg(short, long)]
+        unset: bool,
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+    Remove {
+        name: String,
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+    Rename {
+        name: String,
+        new: String,
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show or set the cache directory.
+    Dir {
+        value: Option<String>,
+        #[arg(short, long)]
+        unset: bool,
+        #[command(flatten)]
+        level: LevelArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep what the workspace's `.dvc` files use.
+    #[arg(short, long)]
+    pub workspace: bool,
+    /// Keep what every branch's `.dvc` files use.
+    #[arg(short, long)]
+    pub all_branches: bool,
+    /// Keep what every tag's `.dvc` files use.
+    #[arg(short = 'T', long)]
+    pub all_tags: bool,
+    /// Keep what every commit's `.dvc` files use.
+    #[arg(short = 'A', long)]
+    pub all_commits: bool,
+    /// Also collect garbage on the remote.
+    #[arg(short, long)]
+    pub cloud: bool,
+    #[arg(short, long)]
+    pub remote: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Report what would be removed without removing it.
+    #[arg(long)]
+    pub dry: bool,
+}

@@ -1,0 +1,41 @@
+//! One module per command. Commands don't call each other; shared logic lives in
+//! `repo`, `hash`, `cache` and `git`.
+
+pub mod add;
+pub mod cache;
+pub mod checkout;
+pub mod commit;
+pub mod config;
+pub mod gc;
+pub mod init;
+pub mod remote;
+pub mod status;
+
+use crate::cli::{Cli, Command};
+use crate::LodeError;
+
+/// Output settings every command receives.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+/// Runs one command; `Ok(code)` is the exit code of a command that ran to its end.
+pub fn run(cli: Cli) -> Result<u8, LodeError> {
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match cli.command {
+        Command::Init(a) => init::run(a, ui),
+        Command::Add(a) => add::run(a, ui),
+        Command::Status(a) => status::run(a, ui),
+        Command::Commit(a) => commit::run(a, ui),
+        Command::Checkout(a) => checkout::run(a, ui),
+        Command::Config(a) => config::run(a, ui),
+        Command::Remote(a) => remote::run(a, ui),
+        Command::Cache(a) => cache::run(a, ui),
+        Command::Gc(a) => gc::run(a, ui),
+    }
+}

@@ -1,0 +1,11 @@
+//! The `lode` library: DVC-compatible data versioning.
+
+pub mod cache;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod git;
+pub mod hash;
+pub mod repo;
+
+pub use error::LodeError;

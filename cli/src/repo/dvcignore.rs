@@ -1,0 +1,1 @@
+//! `.dvcignore`: gitignore-syntax patterns applied wherever a tree is walked (spec §6).

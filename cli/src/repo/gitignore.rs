@@ -1,0 +1,1 @@
+//! The `.gitignore` entries `add` writes next to each output (spec §6).

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need (DVC 3 in .venv, reused when present), builds the
+# binaries the end-to-end tests drive, then `cargo test --workspace`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DVC_VERSION="3.67.1"
+if ! .venv/bin/dvc --version >/dev/null 2>&1; then
+  echo "Installing dvc==$DVC_VERSION into .venv ..."
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "dvc==$DVC_VERSION"
+fi
+
+# Interop tests fail, rather than skip, when dvc is missing under this script.
+export LODE_REQUIRE_DVC=1
+export LODE_DVC="$PWD/.venv/bin/dvc"
+export DVC_NO_ANALYTICS=1
+export DVC_NO_UPDATER=1
+
+cargo build --workspace --bins
+cargo test --workspace "$@"
