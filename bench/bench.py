@@ -1,0 +1,482 @@
+"""Benchmark lode against DVC 3 on exactly the same generated data.
+
+Run through `bench/run`, which builds lode in release mode and provides DVC 3 in `.venv`.
+Each operation runs N times on both tools; the table gives the median wall time, the peak RSS
+of the measured process and the lode/DVC ratio, next to physical references measured in the
+same run (md5sum, cat, cp -r, curl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# name: (number of files, folders, min size, max size); sizes in bytes.
+WORKLOADS = {
+    "big": (1, 1, 1 << 30, 1 << 30),
+    "many": (10_000, 100, 1 << 10, 64 << 10),
+    "tiny": (100_000, 1_000, 100, 100),
+}
+SMALL_WORKLOADS = {
+    "big": (1, 1, 64 << 20, 64 << 20),
+    "many": (500, 10, 1 << 10, 64 << 10),
+    "tiny": (2_000, 20, 100, 100),
+}
+OPERATIONS = [
+    "add",
+    "status",
+    "checkout",
+    "push-local",
+    "pull-local",
+    "push-http",
+    "status-cloud",
+    "pull-http",
+]
+TOOLS = ["lode", "dvc"]
+
+
+@dataclass
+class Measure:
+    seconds: list[float] = field(default_factory=list)
+    rss_kib: int = 0
+    error: str | None = None
+
+    def median(self) -> float | None:
+        return statistics.median(self.seconds) if self.seconds else None
+
+
+class BenchError(Exception):
+    pass
+
+
+def run_timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
+    """Runs cmd and returns (wall seconds, peak RSS in KiB of that process)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+        # wait4 reports this child's own rusage, so each run's peak RSS stands alone.
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-2000:]
+            raise BenchError(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail}")
+    return elapsed, usage.ru_maxrss
+
+
+def sh(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> str:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if check and res.returncode != 0:
+        raise BenchError(f"{' '.join(cmd)} exited {res.returncode}:\n{res.stderr[-2000:]}")
+    return res.stdout
+
+
+def generate(workload: str, spec: tuple[int, int, int, int], seed: int, dest: Path) -> None:
+    """Writes the workload's files under dest deterministically from the seed (once)."""
+    marker = dest / ".complete"
+    stamp = f"{workload} {spec} {seed}\n"
+    if marker.exists() and marker.read_text() == stamp:
+        return
+    if dest.exists():
+        shutil.rmtree(dest)
+    files, folders, lo, hi = spec
+    rng = random.Random(f"{seed}:{workload}")
+    data = dest / "data"
+    data.mkdir(parents=True)
+    per_folder = max(1, files // folders)
+    for i in range(files):
+        folder = data if folders == 1 else data / f"d{i // per_folder:04d}"
+        folder.mkdir(exist_ok=True)
+        size = rng.randint(lo, hi)
+        path = folder / (f"f{i:06d}.bin" if files > 1 else "big.bin")
+        with open(path, "wb") as f:
+            remaining = size
+            while remaining:
+                n = min(remaining, 8 << 20)
+                f.write(rng.randbytes(n))
+                remaining -= n
+    marker.write_text(stamp)
+
+
+def tree_size(path: Path) -> tuple[int, int]:
+    count = total = 0
+    for dirpath, _, names in os.walk(path):
+        for n in names:
+            count += 1
+            total += os.lstat(os.path.join(dirpath, n)).st_size
+    return count, total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real lode-server on a free loopback port, with one project per tool and workload."""
+
+    def __init__(self, binary: Path, data_dir: Path, env: dict[str, str]):
+        self.binary = binary
+        self.data_dir = data_dir
+        self.env = env
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        data_dir.mkdir(parents=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(data_dir.parent / "server.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(binary), "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"lode-server did not become healthy; see {data_dir.parent / 'server.log'}")
+            time.sleep(0.05)
+
+    def project(self, name: str) -> str:
+        """Creates a project and returns a write token for it."""
+        admin = [str(self.binary), "admin", "--data-dir", str(self.data_dir)]
+        sh(admin + ["project", "create", name], self.data_dir, self.env)
+        out = sh(admin + ["token", "create", "--project", name, "--role", "write"], self.data_dir, self.env)
+        return out.strip().splitlines()[-1]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.work = Path(args.workdir).resolve()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.lode = str(Path(args.lode).resolve())
+        self.lode_server = Path(args.lode_server).resolve()
+        self.dvc = str(Path(args.dvc).resolve()) if os.sep in args.dvc else args.dvc
+        self.env = dict(os.environ)
+        self.env.update({"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1", "GIT_TERMINAL_PROMPT": "0"})
+        self.env.pop("LODE_TOKEN", None)
+        self.results: dict[tuple[str, str, str], Measure] = {}
+        self.references: list[tuple[str, str, float]] = []
+        self.server: Server | None = None
+        self.tokens: dict[str, str] = {}
+
+    def tool_cmd(self, tool: str) -> str:
+        return self.lode if tool == "lode" else self.dvc
+
+    # -- repository set-up -------------------------------------------------
+
+    def repo_dir(self, tool: str, workload: str) -> Path:
+        return self.work / "repos" / f"{tool}-{workload}"
+
+    def fresh_repo(self, tool: str, workload: str, source: Path) -> Path:
+        repo = self.repo_dir(tool, workload)
+        if repo.exists():
+            subprocess.run(["chmod", "-R", "u+w", str(repo)], check=False)
+            shutil.rmtree(repo)
+        repo.mkdir(parents=True)
+        sh(["git", "init", "-q"], repo, self.env)
+        sh(["git", "config", "user.email", "bench@example.com"], repo, self.env)
+        sh(["git", "config", "user.name", "bench"], repo, self.env)
+        sh([self.tool_cmd(tool), "init", "-q"], repo, self.env)
+        # DVC keeps its hash and link databases in a site cache; keep it inside the repo's
+        # folder so that "cold" really starts cold and runs do not share state.
+        sh([self.dvc, "config", "--local", "core.site_cache_dir", str(repo / ".site-cache")], repo, self.env)
+        sh(["cp", "-r", str(source / "data"), str(repo / "data")], repo, self.env)
+        return repo
+
+    def reset_tracking(self, repo: Path) -> None:
+        for p in [repo / ".dvc" / "cache", repo / ".dvc" / "tmp", repo / ".site-cache"]:
+            if p.exists():
+                subprocess.run(["chmod", "-R", "u+w", str(p)], check=False)
+                shutil.rmtree(p)
+        for p in [repo / "data.dvc", repo / ".gitignore"]:
+            p.unlink(missing_ok=True)
+
+    def remove_workspace_data(self, repo: Path) -> None:
+        data = repo / "data"
+        if data.exists():
+            subprocess.run(["chmod", "-R", "u+w", str(data)], check=False)
+            shutil.rmtree(data)
+
+    def remove_cache(self, repo: Path) -> None:
+        cache = repo / ".dvc" / "cache"
+        if cache.exists():
+            subprocess.run(["chmod", "-R", "u+w", str(cache)], check=False)
+            shutil.rmtree(cache)
+
+    def configure_local_remote(self, tool: str, repo: Path, workload: str, run: int) -> None:
+        remote = self.work / "remotes" / f"{tool}-{workload}"
+        if remote.exists() and run == 0:
+            shutil.rmtree(remote)
+        remote.mkdir(parents=True, exist_ok=True)
+        sh([self.dvc, "remote", "add", "-f", "-d", "local", str(remote)], repo, self.env)
+
+    def configure_http_remote(self, tool: str, repo: Path, workload: str, run: int) -> None:
+        assert self.server is not None
+        project = f"{tool}-{workload}-{run}"
+        token = self.server.project(project)
+        self.tokens[f"{tool}-{workload}"] = token
+        sh([self.dvc, "remote", "add", "-f", "-d", "http", f"{self.server.url}/{project}"], repo, self.env)
+        sh([self.dvc, "remote", "modify", "http", "auth", "custom"], repo, self.env)
+        sh([self.dvc, "remote", "modify", "http", "custom_auth_header", "Authorization"], repo, self.env)
+        sh([self.dvc, "remote", "modify", "--local", "http", "password", f"Bearer {token}"], repo, self.env)
+
+    # -- measurement -------------------------------------------------------
+
+    def measure(self, key: tuple[str, str, str], cmd: list[str], cwd: Path) -> None:
+        m = self.results.setdefault(key, Measure())
+        if m.error:
+            return
+        try:
+            secs, rss = run_timed(cmd, cwd, self.env)
+        except BenchError as e:
+            m.error = str(e).splitlines()[0][:200]
+            print(f"  {key}: FAILED {e}", file=sys.stderr)
+            return
+        m.seconds.append(secs)
+        m.rss_kib = max(m.rss_kib, rss)
+        print(f"  {key[2]:5} {key[1]:13} {secs:8.3f} s  {rss / 1024:7.1f} MiB", flush=True)
+
+    def run_workload(self, workload: str, spec: tuple[int, int, int, int]) -> None:
+        source = self.work / "data" / workload
+        print(f"== {workload}: generating {spec[0]} files (seed {self.args.seed})", flush=True)
+        generate(workload, spec, self.args.seed, source)
+        ops = self.args.ops
+        runs = self.args.runs
+        for tool in TOOLS:
+            cmd = self.tool_cmd(tool)
+            repo = self.fresh_repo(tool, workload, source)
+            if "add" in ops:
+                for _ in range(runs):
+                    self.reset_tracking(repo)
+                    self.measure((workload, "add", tool), [cmd, "add", "-q", "data"], repo)
+            else:
+                sh([cmd, "add", "-q", "data"], repo, self.env)
+            if not (repo / "data.dvc").exists():
+                sh([cmd, "add", "-q", "data"], repo, self.env)
+            if "status" in ops:
+                sh([cmd, "status"], repo, self.env)  # warm
+                for _ in range(runs):
+                    self.measure((workload, "status", tool), [cmd, "status"], repo)
+            if "checkout" in ops:
+                for _ in range(runs):
+                    self.remove_workspace_data(repo)
+                    self.measure((workload, "checkout", tool), [cmd, "checkout", "-q"], repo)
+            if "push-local" in ops or "pull-local" in ops:
+                for run in range(runs):
+                    self.configure_local_remote(tool, repo, workload, 0)
+                    remote = self.work / "remotes" / f"{tool}-{workload}"
+                    shutil.rmtree(remote)
+                    remote.mkdir(parents=True)
+                    self.measure((workload, "push-local", tool), [cmd, "push", "-q"], repo)
+                    if "pull-local" in ops:
+                        self.remove_cache(repo)
+                        self.remove_workspace_data(repo)
+                        self.measure((workload, "pull-local", tool), [cmd, "pull", "-q"], repo)
+            if self.server and ({"push-http", "pull-http", "status-cloud"} & set(ops)):
+                for run in range(runs):
+                    self.configure_http_remote(tool, repo, workload, run)
+                    self.measure((workload, "push-http", tool), [cmd, "push", "-q"], repo)
+                    if "status-cloud" in ops:
+                        self.measure((workload, "status-cloud", tool), [cmd, "status", "-c"], repo)
+                    if "pull-http" in ops:
+                        self.remove_cache(repo)
+                        self.remove_workspace_data(repo)
+                        self.measure((workload, "pull-http", tool), [cmd, "pull", "-q"], repo)
+        self.physical_references(workload, source)
+
+    def reference(self, workload: str, name: str, cmd: list[str], cwd: Path) -> None:
+        times = []
+        for _ in range(self.args.runs):
+            secs, _ = run_timed(cmd, cwd, self.env)
+            times.append(secs)
+        med = statistics.median(times)
+        self.references.append((workload, name, med))
+        print(f"  ref   {name:40} {med:8.3f} s", flush=True)
+
+    def physical_references(self, workload: str, source: Path) -> None:
+        data = source / "data"
+        if workload == "big":
+            big = data / "big.bin"
+            sh(["cat", str(big)], source, self.env)  # into page cache
+            self.reference(workload, "md5sum big.bin (page cache)", ["md5sum", str(big)], source)
+            self.reference(workload, "cat big.bin > /dev/null (page cache)", ["sh", "-c", f"cat '{big}' > /dev/null"], source)
+            token = self.tokens.get("lode-big")
+            if self.server and token:
+                url = self.big_object_url(source, token)
+                if url:
+                    self.reference(
+                        workload,
+                        "curl GET big.bin from lode-server",
+                        ["curl", "-sSf", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}", url],
+                        source,
+                    )
+        if workload == "many":
+            dest = self.work / "cp-many"
+            if dest.exists():
+                shutil.rmtree(dest)
+            self.reference(workload, "cp -r many folder", ["sh", "-c", f"rm -rf '{dest}' && cp -r '{data}' '{dest}'"], source)
+
+    def big_object_url(self, source: Path, token: str) -> str | None:
+        assert self.server is not None
+        out = sh(["md5sum", str(source / "data" / "big.bin")], source, self.env)
+        md5 = out.split()[0]
+        project = f"lode-big-{self.args.runs - 1}"
+        return f"{self.server.url}/{project}/files/md5/{md5[:2]}/{md5[2:]}"
+
+    # -- report ------------------------------------------------------------
+
+    def versions(self) -> dict[str, str]:
+        def first_line(cmd: list[str]) -> str:
+            try:
+                return sh(cmd, self.work, self.env).strip().splitlines()[0]
+            except (BenchError, IndexError, OSError):
+                return "unknown"
+
+        return {
+            "lode": first_line([self.lode, "--version"]),
+            "lode-server": first_line([str(self.lode_server), "--version"]),
+            "dvc": first_line([self.dvc, "--version"]),
+            "git": first_line(["git", "--version"]),
+        }
+
+    def machine(self) -> str:
+        cpu = "unknown CPU"
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+        return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM"
+
+    def report(self, command: str) -> str:
+        v = self.versions()
+        lines = [
+            "# Benchmark results: lode vs DVC",
+            "",
+            f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- Machine: {self.machine()}",
+            f"- Versions: {v['lode']}; {v['lode-server']}; {v['dvc']}; {v['git']}",
+            f"- Command: `{command}`",
+            f"- Median of {self.args.runs} run(s) per cell; RSS is the peak resident set of the measured process.",
+            "",
+            "| workload | operation | lode (s) | lode RSS (MiB) | DVC (s) | DVC RSS (MiB) | lode/DVC time | DVC is slower by |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        workloads = [w for w in self.args.workloads]
+        for w in workloads:
+            for op in OPERATIONS:
+                lm = self.results.get((w, op, "lode"))
+                dm = self.results.get((w, op, "dvc"))
+                if lm is None and dm is None:
+                    continue
+                lcell, lrss = cell(lm)
+                dcell, drss = cell(dm)
+                lmed = lm.median() if lm and not lm.error else None
+                dmed = dm.median() if dm and not dm.error else None
+                ratio = f"{lmed / dmed:.3f}" if lmed and dmed else "-"
+                speedup = f"{dmed / lmed:.1f}x" if lmed and dmed else "-"
+                lines.append(f"| {w} | {op} | {lcell} | {lrss} | {dcell} | {drss} | {ratio} | {speedup} |")
+        if self.references:
+            lines += ["", "Physical references (same run):", "", "| workload | reference | seconds |", "|---|---|---:|"]
+            for w, name, secs in self.references:
+                lines.append(f"| {w} | {name} | {secs:.3f} |")
+        errors = [(k, m.error) for k, m in self.results.items() if m.error]
+        if errors:
+            lines += ["", "Failures:", ""]
+            for (w, op, tool), err in errors:
+                lines.append(f"- {tool} {op} on {w}: {err}")
+        return "\n".join(lines) + "\n"
+
+
+def cell(m: Measure | None) -> tuple[str, str]:
+    if m is None:
+        return "-", "-"
+    if m.error:
+        return "failed", "-"
+    med = m.median()
+    return (f"{med:.3f}" if med is not None else "-"), f"{m.rss_kib / 1024:.1f}"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    p.add_argument("--small", action="store_true", help="small variants that finish in about a minute")
+    p.add_argument("--workloads", default="big,many,tiny", help="comma list of big, many, tiny")
+    p.add_argument("--ops", default=",".join(OPERATIONS), help="comma list of " + ", ".join(OPERATIONS))
+    p.add_argument("--runs", type=int, default=3, help="runs per measurement (median is reported)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--workdir", default=str(ROOT / "bench" / "work"))
+    p.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    p.add_argument("--lode", default=str(ROOT / "target" / "release" / "lode"))
+    p.add_argument("--lode-server", default=str(ROOT / "target" / "release" / "lode-server"))
+    p.add_argument("--dvc", default=str(ROOT / ".venv" / "bin" / "dvc"))
+    p.add_argument("--no-build", action="store_true", help="use the binaries as they are")
+    p.add_argument("--strict", action="store_true", help="exit non-zero when any measurement failed")
+    args = p.parse_args()
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    args.ops = [o for o in args.ops.split(",") if o]
+    for w in args.workloads:
+        if w not in WORKLOADS:
+            p.error(f"unknown workload '{w}'")
+    for o in args.ops:
+        if o not in OPERATIONS:
+            p.error(f"unknown operation '{o}'")
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    sizes = SMALL_WORKLOADS if args.small else WORKLOADS
+
+    bench = Bench(args)
+    if {"push-http", "pull-http", "status-cloud"} & set(args.ops):
+        bench.server = Server(bench.lode_server, bench.work / "server-data", bench.env)
+    try:
+        for w in args.workloads:
+            bench.run_workload(w, sizes[w])
+    finally:
+        if bench.server:
+            bench.server.stop()
+    command = "bench/run " + " ".join(sys.argv[1:])
+    text = bench.report(command.strip())
+    Path(args.out).write_text(text)
+    print()
+    print(text)
+    failed = any(m.error for m in bench.results.values())
+    return 1 if failed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
