@@ -1,1 +1,479 @@
 //! The local content-addressed cache: layout, atomic inserts, link strategies, shared permissions.
+//!
+//! Layout (spec §3): DVC 3 objects live at `<cache>/files/md5/ab/cdef…[.dir]`, DVC 2 legacy objects
+//! (named by their md5-dos2unix hash, holding raw bytes) at `<cache>/ab/cdef…[.dir]`.
+//!
+//! Inserting streams the source into a temp file `.<random>.tmp` in the object's folder while
+//! hashing those same bytes, so the object is named by exactly what was stored, then renames it
+//! into place read-only (0444). A kill at any point leaves whole objects or stray temp files.
+//! A batch is made durable with one `syncfs` before its renames rather than an fsync per file.
+
+pub mod link;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use lode_proto::{HashKind, ObjectId};
+use tempfile::TempPath;
+
+use crate::hash::manifest::{Manifest, ManifestError};
+use crate::hash::walk::Stat;
+use crate::hash::{read_full, HashError, StreamHasher, CHUNK};
+use crate::repo::Repo;
+
+pub use link::LinkType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("cache object '{oid}' is corrupted: {source}")]
+    BadManifest {
+        oid: ObjectId,
+        #[source]
+        source: ManifestError,
+    },
+    #[error("unknown cache type '{0}': expected reflink, hardlink, symlink or copy")]
+    BadLinkType(String),
+    #[error("no link type in cache.type could link '{}': {source}", path.display())]
+    Link {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The process umask, read once before any threads start creating files.
+pub fn umask() -> u32 {
+    static UMASK: OnceLock<u32> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        // SAFETY: umask only swaps an integer in the process; it is restored immediately.
+        let old = unsafe { libc::umask(0o022) };
+        unsafe { libc::umask(old) };
+        old as u32
+    })
+}
+
+/// A repository's local cache.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    shared_group: bool,
+    links: link::Linker,
+}
+
+/// An object written to a temp file and waiting for [`Cache::commit`].
+#[derive(Debug)]
+pub struct Staged {
+    pub oid: ObjectId,
+    pub size: u64,
+    pub kind: HashKind,
+    tmp: Option<(TempPath, File)>,
+}
+
+impl Cache {
+    pub fn new(root: PathBuf, link_types: Vec<LinkType>, shared_group: bool) -> Cache {
+        umask();
+        Cache {
+            root,
+            shared_group,
+            links: link::Linker::new(link_types),
+        }
+    }
+
+    /// The cache a repository's config describes: `cache.dir` (relative to `.dvc/`), `cache.type`,
+    /// `cache.shared`.
+    pub fn for_repo(repo: &Repo) -> Result<Cache, CacheError> {
+        let root = match repo.config.get("cache", "dir") {
+            Some(d) if !d.is_empty() => {
+                let p = PathBuf::from(&d);
+                if p.is_absolute() {
+                    p
+                } else {
+                    crate::hash::walk::normalize(&repo.dvc_dir.join(p))
+                }
+            }
+            _ => repo.dvc_dir.join("cache"),
+        };
+        let types = match repo.config.get("cache", "type") {
+            Some(t) if !t.trim().is_empty() => link::parse_types(&t)?,
+            _ => vec![LinkType::Reflink, LinkType::Copy],
+        };
+        let shared = repo
+            .config
+            .get("cache", "shared")
+            .is_some_and(|s| s.trim() == "group");
+        Ok(Cache::new(root, types, shared))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where an object lives (whether or not it exists).
+    pub fn object_path(&self, oid: &ObjectId, kind: HashKind) -> PathBuf {
+        self.root.join(oid.dvc_key(kind))
+    }
+
+    pub fn contains(&self, oid: &ObjectId, kind: HashKind) -> bool {
+        self.object_path(oid, kind).is_file()
+    }
+
+    /// Creates a cache folder with DVC's modes: 0777 & ~umask, or 02775 for `cache.shared = group`.
+    fn make_dir(&self, dir: &Path) -> Result<(), CacheError> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        if self.shared_group {
+            b.mode(0o2775);
+        }
+        b.create(dir).map_err(io_err(dir))?;
+        if self.shared_group {
+            // The mode passed to mkdir is filtered by the umask; shared caches need it exact.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2775))
+                .map_err(io_err(dir))?;
+        }
+        Ok(())
+    }
+
+    fn temp_in(&self, dir: &Path) -> Result<tempfile::NamedTempFile, CacheError> {
+        self.make_dir(dir)?;
+        tempfile::Builder::new()
+            .prefix(".")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(io_err(dir))
+    }
+
+    /// Streams `src` into a temp file in the cache while hashing it with `kind`. The file must not
+    /// change while it is read. If the object already exists (read-only, as lode and DVC leave
+    /// them) nothing is kept.
+    pub fn stage_file(&self, src: &Path, kind: HashKind) -> Result<Staged, CacheError> {
+        let mut f = File::open(src).map_err(|e| HashError::io(src, e))?;
+        let before = Stat::of(&f.metadata().map_err(|e| HashError::io(src, e))?);
+        // Objects land in a 2-hex subfolder we can't know before hashing; stage at the kind's root.
+        let stage_dir = match kind {
+            HashKind::Md5 => self.root.join("files").join("md5"),
+            HashKind::Md5Dos2unix => self.root.clone(),
+        };
+        let tmp = self.temp_in(&stage_dir)?;
+        let (mut file, path) = tmp.into_parts();
+        let (digest, size) =
+            copy_hashing(&mut f, &mut file, kind, before.size).map_err(|e| CacheError::Io {
+                path: src.to_path_buf(),
+                source: e,
+            })?;
+        let after = Stat::of(&f.metadata().map_err(|e| HashError::io(src, e))?);
+        if before != after || size != after.size {
+            return Err(HashError::Changed {
+                path: src.to_path_buf(),
+            }
+            .into());
+        }
+        let oid = ObjectId::from_digest(digest, false);
+        let keep = !self.is_protected(&oid, kind);
+        Ok(Staged {
+            oid,
+            size,
+            kind,
+            tmp: keep.then_some((path, file)),
+        })
+    }
+
+    /// Stages bytes already in memory (a `.dir` manifest) under their md5.
+    pub fn stage_bytes(
+        &self,
+        oid: ObjectId,
+        kind: HashKind,
+        bytes: &[u8],
+    ) -> Result<Staged, CacheError> {
+        if self.is_protected(&oid, kind) {
+            return Ok(Staged {
+                oid,
+                size: bytes.len() as u64,
+                kind,
+                tmp: None,
+            });
+        }
+        let dest = self.object_path(&oid, kind);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        let tmp = self.temp_in(&dir)?;
+        let (mut file, path) = tmp.into_parts();
+        file.write_all(bytes).map_err(io_err(&path))?;
+        Ok(Staged {
+            oid,
+            size: bytes.len() as u64,
+            kind,
+            tmp: Some((path, file)),
+        })
+    }
+
+    /// An existing object with DVC's read-only mode is trusted as whole and correct.
+    fn is_protected(&self, oid: &ObjectId, kind: HashKind) -> bool {
+        std::fs::metadata(self.object_path(oid, kind))
+            .map(|m| m.is_file() && m.permissions().mode() & 0o777 == 0o444)
+            .unwrap_or(false)
+    }
+
+    /// Makes staged objects durable, then renames each into place read-only.
+    pub fn commit(&self, staged: Vec<Staged>) -> Result<(), CacheError> {
+        let pending: Vec<(TempPath, File, ObjectId, HashKind)> = staged
+            .into_iter()
+            .filter_map(|s| s.tmp.map(|(p, f)| (p, f, s.oid, s.kind)))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if pending.len() == 1 {
+            pending[0].1.sync_all().map_err(io_err(&pending[0].0))?;
+        } else {
+            sync_filesystem(&pending[0].1);
+        }
+        for (tmp, file, oid, kind) in pending {
+            file.set_permissions(std::fs::Permissions::from_mode(0o444))
+                .map_err(io_err(&tmp))?;
+            drop(file);
+            let dest = self.object_path(&oid, kind);
+            if let Some(dir) = dest.parent() {
+                self.make_dir(dir)?;
+            }
+            tmp.persist(&dest).map_err(|e| CacheError::Io {
+                path: dest.clone(),
+                source: e.error,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Stores bytes under their md5 if absent.
+    pub fn insert_bytes(
+        &self,
+        oid: ObjectId,
+        kind: HashKind,
+        bytes: &[u8],
+    ) -> Result<(), CacheError> {
+        let s = self.stage_bytes(oid, kind, bytes)?;
+        self.commit(vec![s])
+    }
+
+    /// Reads and parses a `.dir` object.
+    pub fn read_manifest(&self, oid: &ObjectId, kind: HashKind) -> Result<Manifest, CacheError> {
+        let p = self.object_path(oid, kind);
+        let bytes = std::fs::read(&p).map_err(io_err(&p))?;
+        Manifest::parse(&bytes).map_err(|source| CacheError::BadManifest { oid: *oid, source })
+    }
+
+    /// Puts object `oid` at `dest` with the first working `cache.type`, replacing what is there.
+    pub fn link_to(
+        &self,
+        oid: &ObjectId,
+        kind: HashKind,
+        dest: &Path,
+        isexec: bool,
+    ) -> Result<(), CacheError> {
+        let src = self.object_path(oid, kind);
+        self.links.link(&src, dest, isexec)
+    }
+
+    /// The link types in the order they are tried.
+    pub fn link_types(&self) -> &[LinkType] {
+        self.links.types()
+    }
+}
+
+/// Flushes everything written so far on the cache's filesystem in one call.
+fn sync_filesystem(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
+    unsafe {
+        libc::syncfs(f.as_raw_fd());
+    }
+}
+
+/// Copies `src` to `dst` and hashes the same bytes. Large files hash on a second thread while the
+/// next chunk is read and written, so adding costs about one MD5 pass.
+fn copy_hashing(
+    src: &mut File,
+    dst: &mut File,
+    kind: HashKind,
+    expected_size: u64,
+) -> std::io::Result<([u8; 16], u64)> {
+    if expected_size <= 4 * CHUNK as u64 {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        return BUF.with_borrow_mut(|buf| {
+            buf.resize(CHUNK, 0);
+            let mut h = StreamHasher::new(kind);
+            let mut total = 0u64;
+            loop {
+                let n = read_full(src, buf)?;
+                if n == 0 {
+                    break;
+                }
+                dst.write_all(&buf[..n])?;
+                h.update(&buf[..n]);
+                total += n as u64;
+                if n < CHUNK {
+                    break;
+                }
+            }
+            Ok((h.finish(), total))
+        });
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let hasher = s.spawn(move || {
+            let mut h = StreamHasher::new(kind);
+            for buf in rx {
+                h.update(&buf);
+                let _ = back_tx.send(buf);
+            }
+            h.finish()
+        });
+        let mut total = 0u64;
+        let mut allocated = 0;
+        let mut since_flush = 0u64;
+        let result = (|| -> std::io::Result<()> {
+            loop {
+                let mut buf = match back_rx.try_recv() {
+                    Ok(b) => b,
+                    Err(_) if allocated < 6 => {
+                        allocated += 1;
+                        Vec::with_capacity(CHUNK)
+                    }
+                    Err(_) => back_rx
+                        .recv()
+                        .map_err(|_| std::io::Error::other("hasher stopped"))?,
+                };
+                buf.resize(CHUNK, 0);
+                let n = read_full(src, &mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                dst.write_all(&buf)?;
+                total += n as u64;
+                since_flush += n as u64;
+                if since_flush >= 64 << 20 {
+                    start_writeback(dst, total - since_flush, since_flush);
+                    since_flush = 0;
+                }
+                tx.send(buf)
+                    .map_err(|_| std::io::Error::other("hasher stopped"))?;
+                if n < CHUNK {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let digest = hasher
+            .join()
+            .map_err(|_| std::io::Error::other("hasher panicked"))?;
+        result.map(|()| (digest, total))
+    })
+}
+
+/// Starts writing a finished range to disk now, so the final fsync has little left to do.
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a hint on an open descriptor; failures only mean the final fsync does the work.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(dir: &Path) -> Cache {
+        Cache::new(dir.join("cache"), vec![LinkType::Copy], false)
+    }
+
+    #[test]
+    fn stages_and_commits_read_only() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let src = d.path().join("data.csv");
+        std::fs::write(&src, b"a,b\r\n1,2\r\n").unwrap();
+        let s = c.stage_file(&src, HashKind::Md5).unwrap();
+        assert_eq!(s.oid.to_string(), "b202f333fba4fd38d4b8e5e693077aab");
+        c.commit(vec![s]).unwrap();
+        let obj = d
+            .path()
+            .join("cache/files/md5/b2/02f333fba4fd38d4b8e5e693077aab");
+        assert_eq!(std::fs::read(&obj).unwrap(), b"a,b\r\n1,2\r\n");
+        assert_eq!(
+            std::fs::metadata(&obj).unwrap().permissions().mode() & 0o777,
+            0o444
+        );
+        let legacy = c.stage_file(&src, HashKind::Md5Dos2unix).unwrap();
+        assert_eq!(legacy.oid.to_string(), "e5ebd4c02cefbe7955977c67ada242b7");
+        c.commit(vec![legacy]).unwrap();
+        // The legacy object keeps the raw bytes.
+        assert_eq!(
+            std::fs::read(d.path().join("cache/e5/ebd4c02cefbe7955977c67ada242b7")).unwrap(),
+            b"a,b\r\n1,2\r\n"
+        );
+        // Nothing but whole objects is left behind.
+        let stray: Vec<_> = walkdir::WalkDir::new(d.path().join("cache"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(stray.is_empty());
+    }
+
+    #[test]
+    fn large_files_hash_while_copying() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let src = d.path().join("big");
+        let data: Vec<u8> = (0..(9 * CHUNK + 123)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let s = c.stage_file(&src, HashKind::Md5).unwrap();
+        assert_eq!(s.oid.digest(), &crate::hash::md5_bytes(&data));
+        assert_eq!(s.size, data.len() as u64);
+        c.commit(vec![s]).unwrap();
+    }
+
+    #[test]
+    fn links_copies_with_exec_bit() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let oid = ObjectId::from_digest(crate::hash::md5_bytes(b"x"), false);
+        c.insert_bytes(oid, HashKind::Md5, b"x").unwrap();
+        let dest = d.path().join("w/run.sh");
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        c.link_to(&oid, HashKind::Md5, &dest, true).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"x");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, (0o666 & !umask()) | 0o100);
+    }
+}

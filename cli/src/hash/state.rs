@@ -1,0 +1,230 @@
+//! The persistent hash cache: remembers each file's hash under `.dvc/tmp/lode-hashes` keyed on
+//! (path, inode, size, mtime ns), so an unchanged tree is never read again.
+//!
+//! It is disposable: nothing in it cannot be recomputed. If it can't be opened because it is
+//! damaged, it is deleted and rebuilt; if another lode holds it, this run works without it.
+//! Directories get a summary entry keyed on a fingerprint of every file's stat, so `status` on an
+//! unchanged directory costs one lookup after the stat walk.
+
+use std::path::{Path, PathBuf};
+
+use lode_proto::{HashKind, ObjectId};
+
+use super::md5_bytes;
+use super::walk::{FileEntry, Stat};
+
+const FILES: &[u8] = b"files";
+const DIRS: &[u8] = b"dirs";
+
+/// A directory's hash and totals, as recorded last time it was hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirSummary {
+    pub oid: ObjectId,
+    pub size: u64,
+    pub nfiles: u64,
+}
+
+pub struct HashState {
+    files: Option<sled::Tree>,
+    dirs: Option<sled::Tree>,
+    db: Option<sled::Db>,
+}
+
+impl HashState {
+    /// A state that remembers nothing (used when the real one is unavailable).
+    pub fn disabled() -> HashState {
+        HashState {
+            files: None,
+            dirs: None,
+            db: None,
+        }
+    }
+
+    /// Opens (or creates) the cache in `tmp_dir`.
+    pub fn open(tmp_dir: &Path) -> HashState {
+        let path = tmp_dir.join("lode-hashes");
+        match try_open(&path) {
+            Ok(s) => s,
+            Err(e) if is_locked(&e) => HashState::disabled(),
+            Err(e) => {
+                eprintln!(
+                    "WARNING: hash cache '{}' is unusable ({e}); rebuilding it",
+                    path.display()
+                );
+                let _ = std::fs::remove_dir_all(&path);
+                try_open(&path).unwrap_or_else(|_| HashState::disabled())
+            }
+        }
+    }
+
+    /// The recorded hash of a file, if its stat is unchanged since.
+    pub fn get_file(&self, kind: HashKind, path: &Path, stat: &Stat) -> Option<ObjectId> {
+        let tree = self.files.as_ref()?;
+        let v = tree.get(file_key(kind, path)).ok()??;
+        let (s, digest) = decode_file(&v)?;
+        (s == (stat.ino, stat.size, stat.mtime_ns)).then(|| ObjectId::from_digest(digest, false))
+    }
+
+    /// Records file hashes in one batch.
+    pub fn put_files<'a>(
+        &self,
+        kind: HashKind,
+        items: impl IntoIterator<Item = (PathBuf, &'a Stat, ObjectId)>,
+    ) {
+        let Some(tree) = &self.files else { return };
+        let mut batch = sled::Batch::default();
+        for (path, stat, oid) in items {
+            batch.insert(
+                file_key(kind, &path),
+                encode_file(stat, oid.digest()).to_vec(),
+            );
+        }
+        let _ = tree.apply_batch(batch);
+    }
+
+    /// The recorded summary of a directory whose files still have exactly these stats.
+    pub fn get_dir(&self, kind: HashKind, dir: &Path, files: &[FileEntry]) -> Option<DirSummary> {
+        let tree = self.dirs.as_ref()?;
+        let v = tree.get(file_key(kind, dir)).ok()??;
+        if v.len() != 16 + 16 + 16 || v[..16] != fingerprint(files) {
+            return None;
+        }
+        let digest: [u8; 16] = v[16..32].try_into().ok()?;
+        let size = u64::from_le_bytes(v[32..40].try_into().ok()?);
+        let nfiles = u64::from_le_bytes(v[40..48].try_into().ok()?);
+        Some(DirSummary {
+            oid: ObjectId::from_digest(digest, true),
+            size,
+            nfiles,
+        })
+    }
+
+    pub fn put_dir(&self, kind: HashKind, dir: &Path, files: &[FileEntry], sum: DirSummary) {
+        let Some(tree) = &self.dirs else { return };
+        let mut v = Vec::with_capacity(48);
+        v.extend_from_slice(&fingerprint(files));
+        v.extend_from_slice(sum.oid.digest());
+        v.extend_from_slice(&sum.size.to_le_bytes());
+        v.extend_from_slice(&sum.nfiles.to_le_bytes());
+        let _ = tree.insert(file_key(kind, dir), v);
+    }
+
+    /// Makes the recorded entries durable; losing them only costs re-hashing.
+    pub fn flush(&self) {
+        if let Some(db) = &self.db {
+            let _ = db.flush();
+        }
+    }
+}
+
+fn try_open(path: &Path) -> Result<HashState, sled::Error> {
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(64 << 20)
+        .flush_every_ms(None)
+        .open()?;
+    Ok(HashState {
+        files: Some(db.open_tree(FILES)?),
+        dirs: Some(db.open_tree(DIRS)?),
+        db: Some(db),
+    })
+}
+
+fn is_locked(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock")
+        }
+        _ => false,
+    }
+}
+
+fn file_key(kind: HashKind, path: &Path) -> Vec<u8> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let mut k = Vec::with_capacity(bytes.len() + 1);
+    k.push(match kind {
+        HashKind::Md5 => b'm',
+        HashKind::Md5Dos2unix => b'l',
+    });
+    k.extend_from_slice(bytes);
+    k
+}
+
+fn encode_file(stat: &Stat, digest: &[u8; 16]) -> [u8; 40] {
+    let mut v = [0u8; 40];
+    v[..8].copy_from_slice(&stat.ino.to_le_bytes());
+    v[8..16].copy_from_slice(&stat.size.to_le_bytes());
+    v[16..24].copy_from_slice(&stat.mtime_ns.to_le_bytes());
+    v[24..].copy_from_slice(digest);
+    v
+}
+
+fn decode_file(v: &[u8]) -> Option<((u64, u64, i64), [u8; 16])> {
+    if v.len() != 40 {
+        return None;
+    }
+    let ino = u64::from_le_bytes(v[..8].try_into().ok()?);
+    let size = u64::from_le_bytes(v[8..16].try_into().ok()?);
+    let mtime = i64::from_le_bytes(v[16..24].try_into().ok()?);
+    Some(((ino, size, mtime), v[24..].try_into().ok()?))
+}
+
+/// A digest of every file's relpath and stat: equal fingerprints mean nothing was touched.
+fn fingerprint(files: &[FileEntry]) -> [u8; 16] {
+    let mut buf = Vec::with_capacity(files.len() * 48);
+    for f in files {
+        buf.extend_from_slice(f.rel.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(&f.stat.ino.to_le_bytes());
+        buf.extend_from_slice(&f.stat.size.to_le_bytes());
+        buf.extend_from_slice(&f.stat.mtime_ns.to_le_bytes());
+    }
+    md5_bytes(&buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_until_stat_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let st = Stat {
+            ino: 1,
+            size: 2,
+            mtime_ns: 3,
+            mode: 0o644,
+        };
+        let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
+        let p = d.path().join("f");
+        {
+            let s = HashState::open(d.path());
+            s.put_files(HashKind::Md5, [(p.clone(), &st, oid)]);
+            s.flush();
+        }
+        let s = HashState::open(d.path());
+        assert_eq!(s.get_file(HashKind::Md5, &p, &st), Some(oid));
+        assert_eq!(s.get_file(HashKind::Md5Dos2unix, &p, &st), None);
+        let changed = Stat { mtime_ns: 4, ..st };
+        assert_eq!(s.get_file(HashKind::Md5, &p, &changed), None);
+    }
+
+    #[test]
+    fn rebuilds_a_damaged_cache() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lode-hashes");
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("conf"), b"\xff\xfe garbage").unwrap();
+        std::fs::write(path.join("db"), b"garbage garbage garbage").unwrap();
+        let s = HashState::open(d.path());
+        let st = Stat {
+            ino: 1,
+            size: 2,
+            mtime_ns: 3,
+            mode: 0,
+        };
+        let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
+        s.put_files(HashKind::Md5, [(path.join("x"), &st, oid)]);
+        assert_eq!(s.get_file(HashKind::Md5, &path.join("x"), &st), Some(oid));
+    }
+}
