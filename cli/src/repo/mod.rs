@@ -4,10 +4,13 @@ pub mod config;
 pub mod dvcfile;
 pub mod dvcignore;
 pub mod gitignore;
+pub mod lock;
 
 use std::path::{Path, PathBuf};
 
 use crate::LodeError;
+
+pub use lock::RepoLock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -28,17 +31,16 @@ pub struct Repo {
 }
 
 impl Repo {
-    /// Finds the repository containing `start` by walking up to the first folder with `.dvc/`.
-    pub fn discover(start: &Path) -> Result<Repo, LodeError> {
+    /// The root of the repository containing `start`: the first folder upwards with `.dvc/`.
+    pub fn find_root(start: &Path) -> Result<PathBuf, LodeError> {
         let start = std::path::absolute(start).map_err(|source| RepoError::Io {
             path: start.to_path_buf(),
             source,
         })?;
         let mut dir = start.as_path();
         loop {
-            let dvc_dir = dir.join(".dvc");
-            if dvc_dir.is_dir() {
-                return Repo::open(dir);
+            if dir.join(".dvc").is_dir() {
+                return Ok(dir.to_path_buf());
             }
             match dir.parent() {
                 Some(p) => dir = p,
@@ -47,7 +49,13 @@ impl Repo {
         }
     }
 
-    /// Opens the repository rooted at `root` and loads its configuration.
+    /// Finds the repository containing `start` by walking up to the first folder with `.dvc/`.
+    pub fn discover(start: &Path) -> Result<Repo, LodeError> {
+        let root = Repo::find_root(start)?;
+        Repo::open(&root)
+    }
+
+    /// Opens the repository rooted at `root` and loads its configuration, validated.
     pub fn open(root: &Path) -> Result<Repo, LodeError> {
         let dvc_dir = root.join(".dvc");
         let config = config::Config::load(&dvc_dir)?;
@@ -60,15 +68,34 @@ impl Repo {
 
     /// Finds the repository containing the current directory.
     pub fn from_cwd() -> Result<Repo, LodeError> {
-        let cwd = std::env::current_dir().map_err(|source| RepoError::Io {
-            path: PathBuf::from("."),
-            source,
-        })?;
-        Repo::discover(&cwd)
+        Repo::discover(&current_dir()?)
     }
 
     /// `.dvc/tmp`, where lode keeps disposable state such as the hash cache.
     pub fn tmp_dir(&self) -> PathBuf {
         self.dvc_dir.join("tmp")
     }
+
+    /// The local cache folder: `cache.dir` resolved against the folder of the config file that
+    /// set it, else `.dvc/cache`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.config.cache_dir()
+    }
+
+    /// Takes `.dvc/tmp/lock` as DVC does, so Lode and DVC never change the same repository at
+    /// once. Held until the returned guard is dropped.
+    pub fn lock(&self) -> Result<RepoLock, LodeError> {
+        RepoLock::acquire(&self.tmp_dir().join("lock"))
+    }
+}
+
+/// The current directory, as an error DVC-style commands can report.
+pub fn current_dir() -> Result<PathBuf, LodeError> {
+    std::env::current_dir().map_err(|source| {
+        RepoError::Io {
+            path: PathBuf::from("."),
+            source,
+        }
+        .into()
+    })
 }
