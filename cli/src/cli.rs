@@ -54,6 +54,8 @@ pub struct InitArgs {
     /// Initialise in a subdirectory of a Git repository.
     #[arg(long)]
     pub subdir: bool,
+    /// Folder to initialise (default: the current one).
+    pub directory: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
