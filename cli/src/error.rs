@@ -16,6 +16,9 @@ pub enum LodeError {
     /// Any other failure: exit 255, as DVC does for its exceptions.
     #[error("{0}")]
     Other(String),
+    /// A message DVC prints as it is, without the `ERROR: ` prefix (e.g. `.dvc` validation).
+    #[error("{msg}")]
+    Bare { msg: String, code: u8 },
 }
 
 impl LodeError {
@@ -25,6 +28,12 @@ impl LodeError {
             LodeError::Config(_) => 251,
             LodeError::Failed(_) => 1,
             LodeError::Repo(_) | LodeError::Other(_) => 255,
+            LodeError::Bare { code, .. } => *code,
         }
+    }
+
+    /// Whether the message is printed after `ERROR: `.
+    pub fn prefixed(&self) -> bool {
+        !matches!(self, LodeError::Bare { .. })
     }
 }

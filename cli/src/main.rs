@@ -21,7 +21,11 @@ fn main() -> ExitCode {
     match lode::commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("ERROR: {e}");
+            if e.prefixed() {
+                eprintln!("ERROR: {e}");
+            } else {
+                eprintln!("{e}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -9,6 +9,7 @@
 //! A batch is made durable with one `syncfs` before its renames rather than an fsync per file.
 
 pub mod link;
+pub mod outputs;
 
 use std::fs::File;
 use std::io::Write;
@@ -59,6 +60,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
     }
 }
 
+impl From<CacheError> for crate::LodeError {
+    fn from(e: CacheError) -> Self {
+        crate::LodeError::Other(e.to_string())
+    }
+}
+
+impl From<HashError> for crate::LodeError {
+    fn from(e: HashError) -> Self {
+        crate::LodeError::Other(e.to_string())
+    }
+}
+
 /// The process umask, read once before any threads start creating files.
 pub fn umask() -> u32 {
     static UMASK: OnceLock<u32> = OnceLock::new();
@@ -84,7 +97,8 @@ pub struct Staged {
     pub oid: ObjectId,
     pub size: u64,
     pub kind: HashKind,
-    tmp: Option<(TempPath, File)>,
+    /// The written, read-only temp file; `None` when the object was already in the cache.
+    tmp: Option<TempPath>,
 }
 
 impl Cache {
@@ -100,26 +114,15 @@ impl Cache {
     /// The cache a repository's config describes: `cache.dir` (relative to `.dvc/`), `cache.type`,
     /// `cache.shared`.
     pub fn for_repo(repo: &Repo) -> Result<Cache, CacheError> {
-        let root = match repo.config.get("cache", "dir") {
-            Some(d) if !d.is_empty() => {
-                let p = PathBuf::from(&d);
-                if p.is_absolute() {
-                    p
-                } else {
-                    crate::hash::walk::normalize(&repo.dvc_dir.join(p))
-                }
-            }
-            _ => repo.dvc_dir.join("cache"),
-        };
-        let types = match repo.config.get("cache", "type") {
-            Some(t) if !t.trim().is_empty() => link::parse_types(&t)?,
-            _ => vec![LinkType::Reflink, LinkType::Copy],
-        };
-        let shared = repo
-            .config
-            .get("cache", "shared")
-            .is_some_and(|s| s.trim() == "group");
-        Ok(Cache::new(root, types, shared))
+        let mut types = link::parse_types(&repo.config.cache_types().join(","))?;
+        if types.is_empty() {
+            types = vec![LinkType::Reflink, LinkType::Copy];
+        }
+        Ok(Cache::new(
+            repo.cache_dir(),
+            types,
+            repo.config.cache_shared_group(),
+        ))
     }
 
     pub fn root(&self) -> &Path {
@@ -190,11 +193,15 @@ impl Cache {
         }
         let oid = ObjectId::from_digest(digest, false);
         let keep = !self.is_protected(&oid, kind);
+        if keep {
+            file.set_permissions(std::fs::Permissions::from_mode(0o444))
+                .map_err(io_err(&path))?;
+        }
         Ok(Staged {
             oid,
             size,
             kind,
-            tmp: keep.then_some((path, file)),
+            tmp: keep.then_some(path),
         })
     }
 
@@ -218,39 +225,42 @@ impl Cache {
         let tmp = self.temp_in(&dir)?;
         let (mut file, path) = tmp.into_parts();
         file.write_all(bytes).map_err(io_err(&path))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o444))
+            .map_err(io_err(&path))?;
         Ok(Staged {
             oid,
             size: bytes.len() as u64,
             kind,
-            tmp: Some((path, file)),
+            tmp: Some(path),
         })
     }
 
     /// An existing object with DVC's read-only mode is trusted as whole and correct.
-    fn is_protected(&self, oid: &ObjectId, kind: HashKind) -> bool {
+    pub fn is_protected(&self, oid: &ObjectId, kind: HashKind) -> bool {
         std::fs::metadata(self.object_path(oid, kind))
             .map(|m| m.is_file() && m.permissions().mode() & 0o777 == 0o444)
             .unwrap_or(false)
     }
 
-    /// Makes staged objects durable, then renames each into place read-only.
+    /// Makes staged objects durable, then renames each into place. Objects are renamed in the
+    /// order given, so a `.dir` staged last appears only after all of its entries.
     pub fn commit(&self, staged: Vec<Staged>) -> Result<(), CacheError> {
-        let pending: Vec<(TempPath, File, ObjectId, HashKind)> = staged
+        let pending: Vec<(TempPath, ObjectId, HashKind)> = staged
             .into_iter()
-            .filter_map(|s| s.tmp.map(|(p, f)| (p, f, s.oid, s.kind)))
+            .filter_map(|s| s.tmp.map(|p| (p, s.oid, s.kind)))
             .collect();
-        if pending.is_empty() {
-            return Ok(());
+        match pending.as_slice() {
+            [] => return Ok(()),
+            [(one, _, _)] => File::open(one)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(one))?,
+            [(first, _, _), ..] => {
+                // One filesystem-wide flush instead of thousands of fsyncs.
+                let f = File::open(first).map_err(io_err(first))?;
+                sync_filesystem(&f);
+            }
         }
-        if pending.len() == 1 {
-            pending[0].1.sync_all().map_err(io_err(&pending[0].0))?;
-        } else {
-            sync_filesystem(&pending[0].1);
-        }
-        for (tmp, file, oid, kind) in pending {
-            file.set_permissions(std::fs::Permissions::from_mode(0o444))
-                .map_err(io_err(&tmp))?;
-            drop(file);
+        for (tmp, oid, kind) in pending {
             let dest = self.object_path(&oid, kind);
             if let Some(dir) = dest.parent() {
                 self.make_dir(dir)?;

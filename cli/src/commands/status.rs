@@ -1,9 +1,119 @@
-//! `lode status`.
+//! `lode status`: which tracked outputs differ from their `.dvc` files or miss from the cache,
+//! printed as `dvc status` does (spec §8).
 
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::cache::outputs::{Found, Outputs};
 use crate::cli::StatusArgs;
 use crate::commands::Ui;
+use crate::hash::manifest::push_json_string;
+use crate::hash::walk::relative_to;
+use crate::repo::{current_dir, Repo};
 use crate::LodeError;
 
-pub fn run(_args: StatusArgs, _ui: Ui) -> Result<u8, LodeError> {
-    Err(LodeError::Other("'status' is not implemented yet".into()))
+/// How an output differs, in DVC's words.
+fn out_state(
+    outputs: &Outputs,
+    file: &crate::repo::dvcfile::DvcFile,
+    i: usize,
+) -> Result<Option<&'static str>, LodeError> {
+    let out = &file.outs[i];
+    let path = file.out_path(i);
+    if out.cache {
+        match out.oid {
+            Some(oid) if outputs.in_cache(&oid, out.kind) => {}
+            _ => return Ok(Some("not in cache")),
+        }
+    }
+    let found = outputs.hash(&path, out.kind)?;
+    Ok(match (&found, out.oid) {
+        (Found::Missing, _) => Some("deleted"),
+        (f, Some(oid)) if f.oid() == Some(oid) => None,
+        _ => Some("modified"),
+    })
+}
+
+pub fn run(args: StatusArgs, ui: Ui) -> Result<u8, LodeError> {
+    if args.cloud || args.remote.is_some() {
+        return Err(LodeError::Other(
+            "comparing with a remote (status -c/-r) is not supported yet".into(),
+        ));
+    }
+    if let Some(j) = args.jobs {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(j.max(1))
+            .build_global();
+    }
+    let repo = Repo::from_cwd()?;
+    let cwd = current_dir()?;
+    let outputs = Outputs::open(&repo)?;
+    let tracked = outputs.tracked(&args.targets, &cwd, 1)?;
+    let results: Vec<Result<Vec<(String, &'static str)>, LodeError>> = tracked
+        .par_iter()
+        .map(|t| {
+            let mut changes = Vec::new();
+            for &i in &t.outs {
+                if let Some(state) = out_state(&outputs, &t.file, i)? {
+                    changes.push((rel(&t.file.out_path(i), &cwd), state));
+                }
+            }
+            Ok(changes)
+        })
+        .collect();
+    outputs.flush();
+    let mut report: Vec<(String, Vec<(String, &'static str)>)> = Vec::new();
+    for (t, r) in tracked.iter().zip(results) {
+        let changes = r?;
+        if !changes.is_empty() {
+            report.push((rel(&t.file.path, &cwd), changes));
+        }
+    }
+    if ui.quiet {
+        return Ok(if report.is_empty() { 0 } else { 1 });
+    }
+    if args.json {
+        let mut s = String::from("{");
+        for (n, (dvc, changes)) in report.iter().enumerate() {
+            if n > 0 {
+                s.push_str(", ");
+            }
+            push_json_string(&mut s, dvc);
+            s.push_str(": [{\"changed outs\": {");
+            for (m, (path, state)) in changes.iter().enumerate() {
+                if m > 0 {
+                    s.push_str(", ");
+                }
+                push_json_string(&mut s, path);
+                s.push_str(": ");
+                push_json_string(&mut s, state);
+            }
+            s.push_str("}}]");
+        }
+        s.push('}');
+        println!("{s}");
+        return Ok(0);
+    }
+    if tracked.is_empty() && args.targets.is_empty() {
+        println!("There are no data or pipelines tracked in this project yet.\nSee <https://dvc.org/doc/start> to get started!");
+        return Ok(0);
+    }
+    if report.is_empty() {
+        println!("Data and pipelines are up to date.");
+        return Ok(0);
+    }
+    let mut s = String::new();
+    for (dvc, changes) in &report {
+        s.push_str(&format!("{dvc}:\n\tchanged outs:\n"));
+        for (path, state) in changes {
+            s.push_str(&format!("\t\t{:<20}{path}\n", format!("{state}:")));
+        }
+    }
+    print!("{s}");
+    Ok(0)
+}
+
+fn rel(p: &Path, cwd: &Path) -> String {
+    relative_to(p, cwd).to_string_lossy().into_owned()
 }

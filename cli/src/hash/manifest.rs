@@ -104,7 +104,8 @@ fn safe_relpath(p: &str) -> bool {
         && !p.contains('\0')
 }
 
-fn push_json_string(s: &mut String, v: &str) {
+/// Appends `v` as a JSON string the way Python's `json.dumps` writes it (ASCII only).
+pub fn push_json_string(s: &mut String, v: &str) {
     s.push('"');
     for c in v.chars() {
         match c {

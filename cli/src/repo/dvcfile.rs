@@ -87,6 +87,75 @@ pub enum DvcFileError {
     },
 }
 
+impl DvcFileError {
+    /// The command error for this failure with the exit code the calling command uses for it
+    /// (`status` exits 1 on an invalid `.dvc` file, `add` and `checkout` 255).
+    pub fn into_lode(self, code: u8) -> crate::LodeError {
+        match self {
+            DvcFileError::Syntax { .. } | DvcFileError::Invalid { .. } => crate::LodeError::Bare {
+                msg: self.to_string(),
+                code,
+            },
+            other => crate::LodeError::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<DvcFileError> for crate::LodeError {
+    fn from(e: DvcFileError) -> Self {
+        e.into_lode(255)
+    }
+}
+
+/// Every `.dvc` file of the repository at `root`, sorted, skipping what `ignored` rejects
+/// (absolute path, is-dir). Folders that are outputs of `.dvc` files found next to them are not
+/// descended into: data directories can be huge and never hold `.dvc` files DVC would use.
+pub fn collect(root: &Path, ignored: &crate::hash::walk::IgnoreFn<'_>) -> Vec<PathBuf> {
+    let mut found = collect_in(root, ignored);
+    found.sort();
+    found
+}
+
+fn collect_in(dir: &Path, ignored: &crate::hash::walk::IgnoreFn<'_>) -> Vec<PathBuf> {
+    use rayon::prelude::*;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    let mut subdirs = Vec::new();
+    for ent in rd.flatten() {
+        let path = ent.path();
+        let Ok(ft) = ent.file_type() else { continue };
+        let is_dir = if ft.is_symlink() {
+            // Links to folders are not followed: they may point anywhere, even back up.
+            false
+        } else {
+            ft.is_dir()
+        };
+        let name = ent.file_name();
+        if is_dir {
+            if name != ".git" && name != ".dvc" && !ignored(&path, true) {
+                subdirs.push(path);
+            }
+        } else if name.as_encoded_bytes().ends_with(b".dvc")
+            && name.len() > 4
+            && path.is_file()
+            && !ignored(&path, false)
+        {
+            files.push(path);
+        }
+    }
+    let outputs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| DvcFile::load(f).ok())
+        .flat_map(|d| (0..d.outs.len()).map(move |i| d.out_path(i)))
+        .collect();
+    subdirs.retain(|d| !outputs.contains(d));
+    let nested: Vec<Vec<PathBuf>> = subdirs.par_iter().map(|d| collect_in(d, ignored)).collect();
+    files.extend(nested.into_iter().flatten());
+    files
+}
+
 fn validation_message(display: &str, errors: &[String]) -> String {
     match errors {
         [] => format!("'{display}' validation failed."),

@@ -1,0 +1,397 @@
+//! Tracked outputs in the workspace: their current hash (through the hash cache), saving them
+//! into the cache, and checking whether the cache holds everything they need.
+
+use std::path::{Path, PathBuf};
+
+use lode_proto::{HashKind, ObjectId};
+use rayon::prelude::*;
+
+use super::{Cache, CacheError, Staged};
+use crate::hash::manifest::{Entry, Manifest};
+use crate::hash::state::{DirSummary, HashState};
+use crate::hash::walk::{self, FileEntry, Stat, Tree};
+use crate::hash::{hash_file, HashError};
+use crate::repo::dvcfile::{self, DvcFile};
+use crate::repo::dvcignore::DvcIgnore;
+use crate::repo::Repo;
+
+/// What a workspace path holds now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Missing,
+    File {
+        oid: ObjectId,
+        size: u64,
+        isexec: bool,
+    },
+    Dir {
+        oid: ObjectId,
+        size: u64,
+        nfiles: u64,
+    },
+}
+
+impl Found {
+    pub fn oid(&self) -> Option<ObjectId> {
+        match self {
+            Found::Missing => None,
+            Found::File { oid, .. } | Found::Dir { oid, .. } => Some(*oid),
+        }
+    }
+}
+
+/// A directory as hashed: its files with their hashes, and the manifest built from them.
+#[derive(Debug)]
+pub struct HashedDir {
+    pub tree: Tree,
+    /// Hash of each file of `tree.files`, in the same order.
+    pub oids: Vec<ObjectId>,
+    pub manifest: Manifest,
+}
+
+/// The repository's cache, hash cache and ignore rules, shared by the data commands.
+pub struct Outputs {
+    pub root: PathBuf,
+    pub cache: Cache,
+    pub state: HashState,
+    pub ignore: DvcIgnore,
+}
+
+impl Outputs {
+    pub fn open(repo: &Repo) -> Result<Outputs, CacheError> {
+        Ok(Outputs {
+            root: repo.root.clone(),
+            cache: Cache::for_repo(repo)?,
+            state: HashState::open(&repo.tmp_dir()),
+            ignore: DvcIgnore::new(&repo.root),
+        })
+    }
+
+    /// Whether `.dvcignore` excludes an absolute path inside the repository.
+    pub fn ignored(&self, abs: &Path, is_dir: bool) -> bool {
+        match abs.strip_prefix(&self.root) {
+            Ok(rel) => self.ignore.is_ignored(rel, is_dir),
+            Err(_) => false,
+        }
+    }
+
+    /// Lists a directory, leaving out what `.dvcignore` excludes.
+    pub fn walk(&self, dir: &Path) -> Result<Tree, HashError> {
+        walk::walk(dir, &|p: &Path, d: bool| self.ignored(p, d))
+    }
+
+    /// The current hash of `path` for `kind`, reading only files the hash cache doesn't know.
+    pub fn hash(&self, path: &Path, kind: HashKind) -> Result<Found, CacheError> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+            Err(e) => return Err(HashError::io(path, e).into()),
+        };
+        if meta.is_dir() {
+            let tree = self.walk(path)?;
+            if let Some(sum) = self.state.get_dir(kind, path, &tree.files) {
+                return Ok(Found::Dir {
+                    oid: sum.oid,
+                    size: sum.size,
+                    nfiles: sum.nfiles,
+                });
+            }
+            let hd = self.hash_tree(path, tree, kind)?;
+            Ok(dir_found(&hd))
+        } else {
+            let stat = Stat::of(&meta);
+            let oid = match self.state.get_file(kind, path, &stat) {
+                Some(oid) => oid,
+                None => {
+                    let (oid, _) = hash_file(path, kind)?;
+                    self.state
+                        .put_files(kind, [(path.to_path_buf(), &stat, oid)]);
+                    oid
+                }
+            };
+            Ok(Found::File {
+                oid,
+                size: stat.size,
+                isexec: stat.is_exec(),
+            })
+        }
+    }
+
+    /// Hashes every file of a walked directory (in parallel, through the hash cache).
+    pub fn hash_tree(
+        &self,
+        dir: &Path,
+        tree: Tree,
+        kind: HashKind,
+    ) -> Result<HashedDir, CacheError> {
+        let results: Vec<Result<(ObjectId, bool), HashError>> = tree
+            .files
+            .par_iter()
+            .map(|f| {
+                let abs = join_rel(dir, &f.rel);
+                match self.state.get_file(kind, &abs, &f.stat) {
+                    Some(oid) => Ok((oid, false)),
+                    None => hash_file(&abs, kind).map(|(oid, _)| (oid, true)),
+                }
+            })
+            .collect();
+        let mut oids = Vec::with_capacity(results.len());
+        let mut fresh = Vec::new();
+        for (f, r) in tree.files.iter().zip(results) {
+            let (oid, new) = r?;
+            if new {
+                fresh.push((join_rel(dir, &f.rel), &f.stat, oid));
+            }
+            oids.push(oid);
+        }
+        self.state.put_files(kind, fresh);
+        let hd = finish_dir(tree, oids);
+        self.remember_dir(dir, kind, &hd);
+        Ok(hd)
+    }
+
+    fn remember_dir(&self, dir: &Path, kind: HashKind, hd: &HashedDir) {
+        if let Found::Dir { oid, size, nfiles } = dir_found(hd) {
+            self.state
+                .put_dir(kind, dir, &hd.tree.files, DirSummary { oid, size, nfiles });
+        }
+    }
+
+    /// Hashes `path` and stores it (every file, and the manifest of a directory) in the cache.
+    /// Each file is read once: it is hashed while it is copied into the cache.
+    pub fn save(&self, path: &Path, kind: HashKind) -> Result<Found, CacheError> {
+        let meta = std::fs::metadata(path).map_err(|e| HashError::io(path, e))?;
+        if !meta.is_dir() {
+            let stat = Stat::of(&meta);
+            if let Some(oid) = self.state.get_file(kind, path, &stat) {
+                if self.cache.is_protected(&oid, kind) {
+                    return Ok(Found::File {
+                        oid,
+                        size: stat.size,
+                        isexec: stat.is_exec(),
+                    });
+                }
+            }
+            let staged = self.cache.stage_file(path, kind)?;
+            let oid = staged.oid;
+            self.cache.commit(vec![staged])?;
+            self.state
+                .put_files(kind, [(path.to_path_buf(), &stat, oid)]);
+            return Ok(Found::File {
+                oid,
+                size: stat.size,
+                isexec: stat.is_exec(),
+            });
+        }
+        let tree = self.walk(path)?;
+        let results: Vec<Result<(ObjectId, Option<Staged>), CacheError>> = tree
+            .files
+            .par_iter()
+            .map(|f| {
+                let abs = join_rel(path, &f.rel);
+                if let Some(oid) = self.state.get_file(kind, &abs, &f.stat) {
+                    if self.cache.is_protected(&oid, kind) {
+                        return Ok((oid, None));
+                    }
+                }
+                let staged = self.cache.stage_file(&abs, kind)?;
+                Ok((staged.oid, Some(staged)))
+            })
+            .collect();
+        let mut oids = Vec::with_capacity(results.len());
+        let mut staged = Vec::new();
+        let mut fresh = Vec::new();
+        for (f, r) in tree.files.iter().zip(results) {
+            let (oid, s) = r?;
+            if let Some(s) = s {
+                staged.push(s);
+                fresh.push((join_rel(path, &f.rel), &f.stat, oid));
+            }
+            oids.push(oid);
+        }
+        let manifest = Manifest::new(
+            tree.files
+                .iter()
+                .zip(&oids)
+                .map(|(f, oid)| Entry {
+                    relpath: f.rel.clone(),
+                    oid: *oid,
+                })
+                .collect(),
+        );
+        let bytes = manifest.to_json();
+        let dir_oid = ObjectId::from_digest(crate::hash::md5_bytes(&bytes), true);
+        staged.push(self.cache.stage_bytes(dir_oid, kind, &bytes)?);
+        self.cache.commit(staged)?;
+        self.state.put_files(kind, fresh);
+        let hd = HashedDir {
+            tree,
+            oids,
+            manifest,
+        };
+        self.remember_dir(path, kind, &hd);
+        Ok(dir_found(&hd))
+    }
+
+    /// Whether the cache holds `oid` and, for a directory, its manifest and every entry.
+    pub fn in_cache(&self, oid: &ObjectId, kind: HashKind) -> bool {
+        if !oid.is_dir() {
+            return self.cache.contains(oid, kind);
+        }
+        match self.cache.read_manifest(oid, kind) {
+            Ok(m) => m
+                .entries()
+                .par_iter()
+                .all(|e| self.cache.contains(&e.oid, kind)),
+            Err(_) => false,
+        }
+    }
+
+    /// Records that `path` now holds `oid` (after a checkout), so the next status reads nothing.
+    pub fn remember_file(&self, path: &Path, kind: HashKind, oid: ObjectId) {
+        if let Ok(m) = std::fs::metadata(path) {
+            self.state
+                .put_files(kind, [(path.to_path_buf(), &Stat::of(&m), oid)]);
+        }
+    }
+
+    pub fn flush(&self) {
+        self.state.flush();
+    }
+}
+
+fn dir_found(hd: &HashedDir) -> Found {
+    Found::Dir {
+        oid: hd.manifest.oid(),
+        size: hd.tree.files.iter().map(|f| f.stat.size).sum(),
+        nfiles: hd.tree.files.len() as u64,
+    }
+}
+
+fn finish_dir(tree: Tree, oids: Vec<ObjectId>) -> HashedDir {
+    let manifest = Manifest::new(
+        tree.files
+            .iter()
+            .zip(&oids)
+            .map(|(f, oid)| Entry {
+                relpath: f.rel.clone(),
+                oid: *oid,
+            })
+            .collect(),
+    );
+    HashedDir {
+        tree,
+        oids,
+        manifest,
+    }
+}
+
+/// `dir` joined with a `/`-separated relative path.
+pub fn join_rel(dir: &Path, rel: &str) -> PathBuf {
+    let mut p = dir.to_path_buf();
+    for part in rel.split('/') {
+        p.push(part);
+    }
+    p
+}
+
+/// Entries of `files` (of a walked directory) by relpath, for lookups during checkout.
+pub fn by_rel(files: &[FileEntry]) -> std::collections::HashMap<&str, &FileEntry> {
+    files.iter().map(|f| (f.rel.as_str(), f)).collect()
+}
+
+/// A `.dvc` file and which of its outputs a command was asked about.
+#[derive(Debug)]
+pub struct Tracked {
+    pub file: DvcFile,
+    pub outs: Vec<usize>,
+}
+
+impl Outputs {
+    /// The `.dvc` files and outputs that `targets` name (all of them when empty). A target can be
+    /// a `.dvc` file, an output, or a path inside a tracked directory. `code` is the exit code
+    /// for an invalid `.dvc` file or unknown target.
+    pub fn tracked(
+        &self,
+        targets: &[PathBuf],
+        cwd: &Path,
+        code: u8,
+    ) -> Result<Vec<Tracked>, crate::LodeError> {
+        let load = |p: &Path| DvcFile::load(p).map_err(|e| e.into_lode(code));
+        if targets.is_empty() {
+            let files = dvcfile::collect(&self.root, &|p: &Path, d: bool| self.ignored(p, d));
+            let loaded: Vec<Result<DvcFile, crate::LodeError>> =
+                files.par_iter().map(|p| load(p)).collect();
+            return loaded
+                .into_iter()
+                .map(|r| {
+                    r.map(|file| Tracked {
+                        outs: (0..file.outs.len()).collect(),
+                        file,
+                    })
+                })
+                .collect();
+        }
+        let mut all: Option<Vec<DvcFile>> = None;
+        let mut out: Vec<Tracked> = Vec::new();
+        for t in targets {
+            let abs = walk::normalize(&cwd.join(t));
+            let as_dvc = if abs.extension().is_some_and(|e| e == "dvc") && abs.is_file() {
+                Some(abs.clone())
+            } else {
+                let p = PathBuf::from(format!("{}.dvc", abs.display()));
+                p.is_file().then_some(p)
+            };
+            if let Some(p) = as_dvc {
+                let file = load(&p)?;
+                let outs = (0..file.outs.len()).collect();
+                push_tracked(&mut out, file, outs);
+                continue;
+            }
+            let files = match &all {
+                Some(f) => f,
+                None => {
+                    let paths =
+                        dvcfile::collect(&self.root, &|p: &Path, d: bool| self.ignored(p, d));
+                    let mut v = Vec::new();
+                    for p in paths {
+                        v.push(load(&p)?);
+                    }
+                    all.insert(v)
+                }
+            };
+            let mut hit = false;
+            for f in files {
+                for i in 0..f.outs.len() {
+                    let o = f.out_path(i);
+                    if abs.starts_with(&o) || o.starts_with(&abs) {
+                        push_tracked(&mut out, f.clone(), vec![i]);
+                        hit = true;
+                    }
+                }
+            }
+            if !hit {
+                return Err(crate::LodeError::Bare {
+                    msg: format!(
+                        "ERROR: '{}' does not exist as an output or a .dvc file",
+                        t.display()
+                    ),
+                    code,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn push_tracked(list: &mut Vec<Tracked>, file: DvcFile, outs: Vec<usize>) {
+    if let Some(t) = list.iter_mut().find(|t| t.file.path == file.path) {
+        for i in outs {
+            if !t.outs.contains(&i) {
+                t.outs.push(i);
+            }
+        }
+    } else {
+        list.push(Tracked { file, outs });
+    }
+}
