@@ -8,6 +8,7 @@
 //! into place read-only (0444). A kill at any point leaves whole objects or stray temp files.
 //! A batch is made durable with one `syncfs` before its renames rather than an fsync per file.
 
+pub mod checkout;
 pub mod link;
 pub mod outputs;
 

@@ -11,7 +11,7 @@ use crate::hash::manifest::{Entry, Manifest};
 use crate::hash::state::{DirSummary, HashState};
 use crate::hash::walk::{self, FileEntry, Stat, Tree};
 use crate::hash::{hash_file, HashError};
-use crate::repo::dvcfile::{self, DvcFile};
+use crate::repo::dvcfile::{self, DvcFile, OutRecord};
 use crate::repo::dvcignore::DvcIgnore;
 use crate::repo::Repo;
 
@@ -393,5 +393,28 @@ fn push_tracked(list: &mut Vec<Tracked>, file: DvcFile, outs: Vec<usize>) {
         }
     } else {
         list.push(Tracked { file, outs });
+    }
+}
+
+/// The `.dvc` entry values for a saved output (DVC 3 kind unless `kind` says otherwise).
+pub fn out_record(path: String, kind: HashKind, found: &Found) -> Option<OutRecord> {
+    match *found {
+        Found::File { oid, size, isexec } => Some(OutRecord {
+            path,
+            oid,
+            kind,
+            size,
+            nfiles: None,
+            isexec,
+        }),
+        Found::Dir { oid, size, nfiles } => Some(OutRecord {
+            path,
+            oid,
+            kind,
+            size,
+            nfiles: Some(nfiles),
+            isexec: false,
+        }),
+        Found::Missing => None,
     }
 }

@@ -1,9 +1,79 @@
-//! `lode checkout`.
+//! `lode checkout`: make tracked outputs match their `.dvc` files from the cache (spec §8).
 
+use std::path::{Path, PathBuf};
+
+use crate::cache::checkout::Plan;
+use crate::cache::outputs::Outputs;
 use crate::cli::CheckoutArgs;
 use crate::commands::Ui;
+use crate::hash::walk::relative_to;
+use crate::repo::{current_dir, Repo};
 use crate::LodeError;
 
-pub fn run(_args: CheckoutArgs, _ui: Ui) -> Result<u8, LodeError> {
-    Err(LodeError::Other("'checkout' is not implemented yet".into()))
+pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
+    let repo = Repo::from_cwd()?;
+    let _lock = repo.lock()?;
+    let cwd = current_dir()?;
+    let outputs = Outputs::open(&repo)?;
+    let tracked = outputs.tracked(&args.targets, &cwd, 255)?;
+
+    let mut plans = Vec::new();
+    let mut unsaved: Vec<PathBuf> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for t in &tracked {
+        for &i in &t.outs {
+            let out = &t.file.outs[i];
+            if !out.cache {
+                continue;
+            }
+            let path = t.file.out_path(i);
+            let planned = outputs.plan_checkout(&path, out, args.relink)?;
+            if matches!(planned.plan, Plan::Missing) {
+                failed.push(rel(&path, &cwd));
+                continue;
+            }
+            unsaved.extend(planned.unsaved);
+            plans.push((path, out, planned.plan));
+        }
+    }
+    if !unsaved.is_empty() && !args.force {
+        outputs.flush();
+        unsaved.sort();
+        let list: Vec<String> = unsaved.iter().map(|p| p.display().to_string()).collect();
+        return Err(LodeError::Other(format!(
+            "Can't remove the following unsaved files without confirmation. Use `--force` to force.\n{}",
+            list.join("\n")
+        )));
+    }
+
+    let mut result = Ok(());
+    for (path, out, plan) in plans {
+        let is_dir = matches!(plan, Plan::Dir { .. });
+        match outputs.apply_checkout(&path, out, plan) {
+            Ok(Some(change)) => {
+                if !ui.quiet {
+                    let slash = if is_dir { "/" } else { "" };
+                    println!("{}       {}{slash}", change.letter(), rel(&path, &cwd));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    outputs.flush();
+    result?;
+    if !failed.is_empty() {
+        return Err(LodeError::Other(format!(
+            "Checkout failed for following targets:\n{}\nIs your cache up to date?\n<https://error.dvc.org/missing-files>",
+            failed.join("\n")
+        )));
+    }
+    Ok(0)
+}
+
+fn rel(p: &Path, cwd: &Path) -> String {
+    relative_to(p, cwd).to_string_lossy().into_owned()
 }

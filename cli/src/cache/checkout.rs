@@ -1,0 +1,415 @@
+//! Making workspace outputs match their recorded hashes from the cache.
+//!
+//! Checkout is planned before anything is touched, so that a run which would lose unsaved work
+//! (workspace content that is not in the cache) can stop with nothing changed, as DVC does.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use lode_proto::{HashKind, ObjectId};
+use rayon::prelude::*;
+
+use super::outputs::{join_rel, Found, Outputs};
+use super::CacheError;
+use crate::hash::manifest::Manifest;
+use crate::hash::HashError;
+use crate::repo::dvcfile::Out;
+
+/// What checking out one output will do.
+#[derive(Debug)]
+pub enum Plan {
+    /// Already as recorded.
+    Nothing,
+    /// The cache lacks the object or some of a directory's entries.
+    Missing,
+    File {
+        oid: ObjectId,
+        existed: bool,
+    },
+    Dir {
+        manifest: Manifest,
+        existed: bool,
+        /// Entries to (re)link.
+        link: Vec<usize>,
+        /// Workspace files that are not part of the manifest.
+        delete: Vec<PathBuf>,
+        /// Folders not needed by the manifest, deepest first.
+        prune: Vec<PathBuf>,
+        /// A file sits where the directory should be.
+        replace_file: bool,
+    },
+}
+
+/// A plan, and the workspace files it would overwrite or delete whose content the cache lacks.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub unsaved: Vec<PathBuf>,
+}
+
+/// The change a checkout made, as DVC's letters: `A` added, `M` modified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Modified,
+}
+
+impl Change {
+    pub fn letter(self) -> char {
+        match self {
+            Change::Added => 'A',
+            Change::Modified => 'M',
+        }
+    }
+}
+
+fn exec_mode(isexec: bool) -> u32 {
+    let m = 0o666 & !super::umask();
+    if isexec {
+        m | 0o100
+    } else {
+        m
+    }
+}
+
+impl Outputs {
+    /// Plans the checkout of `out` at `path`.
+    pub fn plan_checkout(
+        &self,
+        path: &Path,
+        out: &Out,
+        relink: bool,
+    ) -> Result<Planned, CacheError> {
+        let kind = out.kind;
+        let Some(oid) = out.oid else {
+            return Ok(missing());
+        };
+        if !oid.is_dir() {
+            if !self.cache.contains(&oid, kind) {
+                return Ok(missing());
+            }
+            let meta = std::fs::symlink_metadata(path).ok();
+            let Some(meta) = meta else {
+                return Ok(Planned {
+                    plan: Plan::File {
+                        oid,
+                        existed: false,
+                    },
+                    unsaved: Vec::new(),
+                });
+            };
+            let mut unsaved = Vec::new();
+            if meta.is_dir() {
+                unsaved = self.unsaved_in_dir(path, kind)?;
+            } else {
+                let now = self.hash(path, kind)?;
+                if now.oid() == Some(oid) && !relink {
+                    if let Found::File { isexec, .. } = now {
+                        if out.isexec && !isexec {
+                            set_mode(path, exec_mode(true))?;
+                        }
+                    }
+                    return Ok(Planned {
+                        plan: Plan::Nothing,
+                        unsaved,
+                    });
+                }
+                if let Some(cur) = now.oid() {
+                    if !self.cache.contains(&cur, kind) {
+                        unsaved.push(path.to_path_buf());
+                    }
+                }
+            }
+            return Ok(Planned {
+                plan: Plan::File { oid, existed: true },
+                unsaved,
+            });
+        }
+
+        let Ok(manifest) = self.cache.read_manifest(&oid, kind) else {
+            return Ok(missing());
+        };
+        let complete = manifest
+            .entries()
+            .par_iter()
+            .all(|e| self.cache.contains(&e.oid, kind));
+        if !complete {
+            return Ok(missing());
+        }
+        let all: Vec<usize> = (0..manifest.entries().len()).collect();
+        let meta = std::fs::symlink_metadata(path).ok();
+        match meta {
+            None => Ok(Planned {
+                plan: Plan::Dir {
+                    manifest,
+                    existed: false,
+                    link: all,
+                    delete: Vec::new(),
+                    prune: Vec::new(),
+                    replace_file: false,
+                },
+                unsaved: Vec::new(),
+            }),
+            Some(m) if !m.is_dir() => {
+                let mut unsaved = Vec::new();
+                if let Some(cur) = self.hash(path, kind)?.oid() {
+                    if !self.cache.contains(&cur, kind) {
+                        unsaved.push(path.to_path_buf());
+                    }
+                }
+                Ok(Planned {
+                    plan: Plan::Dir {
+                        manifest,
+                        existed: true,
+                        link: all,
+                        delete: Vec::new(),
+                        prune: Vec::new(),
+                        replace_file: true,
+                    },
+                    unsaved,
+                })
+            }
+            Some(_) => self.plan_dir(path, kind, oid, manifest, relink),
+        }
+    }
+
+    fn plan_dir(
+        &self,
+        path: &Path,
+        kind: HashKind,
+        oid: ObjectId,
+        manifest: Manifest,
+        relink: bool,
+    ) -> Result<Planned, CacheError> {
+        let tree = self.walk(path)?;
+        let needed_dirs: HashSet<&str> = manifest
+            .entries()
+            .iter()
+            .flat_map(|e| {
+                e.relpath
+                    .match_indices('/')
+                    .map(move |(i, _)| &e.relpath[..i])
+            })
+            .collect();
+        let mut prune: Vec<PathBuf> = tree
+            .dirs
+            .iter()
+            .filter(|d| !needed_dirs.contains(d.as_str()))
+            .map(|d| join_rel(path, d))
+            .collect();
+        prune.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        if !relink && self.state.get_dir(kind, path, &tree.files).map(|s| s.oid) == Some(oid) {
+            let plan = if prune.is_empty() {
+                Plan::Nothing
+            } else {
+                Plan::Dir {
+                    manifest,
+                    existed: true,
+                    link: Vec::new(),
+                    delete: Vec::new(),
+                    prune,
+                    replace_file: false,
+                }
+            };
+            return Ok(Planned {
+                plan,
+                unsaved: Vec::new(),
+            });
+        }
+        let hashed = self.hash_tree(path, tree, kind)?;
+        let wanted: HashMap<&str, (usize, &ObjectId)> = manifest
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.relpath.as_str(), (i, &e.oid)))
+            .collect();
+        let mut present: HashSet<&str> = HashSet::new();
+        let mut link = Vec::new();
+        let mut delete = Vec::new();
+        let mut unsaved = Vec::new();
+        for (f, cur) in hashed.tree.files.iter().zip(&hashed.oids) {
+            let abs = join_rel(path, &f.rel);
+            match wanted.get(f.rel.as_str()) {
+                Some((i, want)) => {
+                    present.insert(f.rel.as_str());
+                    if *want != cur || relink {
+                        link.push(*i);
+                        if *want != cur && !self.cache.contains(cur, kind) {
+                            unsaved.push(abs);
+                        }
+                    }
+                }
+                None => {
+                    if !self.cache.contains(cur, kind) {
+                        unsaved.push(abs.clone());
+                    }
+                    delete.push(abs);
+                }
+            }
+        }
+        for (i, e) in manifest.entries().iter().enumerate() {
+            if !present.contains(e.relpath.as_str()) {
+                link.push(i);
+            }
+        }
+        if link.is_empty() && delete.is_empty() && prune.is_empty() {
+            return Ok(Planned {
+                plan: Plan::Nothing,
+                unsaved,
+            });
+        }
+        Ok(Planned {
+            plan: Plan::Dir {
+                manifest,
+                existed: true,
+                link,
+                delete,
+                prune,
+                replace_file: false,
+            },
+            unsaved,
+        })
+    }
+
+    fn unsaved_in_dir(&self, path: &Path, kind: HashKind) -> Result<Vec<PathBuf>, CacheError> {
+        let tree = self.walk(path)?;
+        let hashed = self.hash_tree(path, tree, kind)?;
+        Ok(hashed
+            .tree
+            .files
+            .iter()
+            .zip(&hashed.oids)
+            .filter(|(_, oid)| !self.cache.contains(oid, kind))
+            .map(|(f, _)| join_rel(path, &f.rel))
+            .collect())
+    }
+
+    /// Carries out a plan; returns the change made, if any.
+    pub fn apply_checkout(
+        &self,
+        path: &Path,
+        out: &Out,
+        plan: Plan,
+    ) -> Result<Option<Change>, CacheError> {
+        let kind = out.kind;
+        match plan {
+            Plan::Nothing | Plan::Missing => Ok(None),
+            Plan::File { oid, existed } => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| HashError::io(parent, e))?;
+                }
+                self.cache.link_to(&oid, kind, path, out.isexec)?;
+                self.remember_file(path, kind, oid);
+                Ok(Some(if existed {
+                    Change::Modified
+                } else {
+                    Change::Added
+                }))
+            }
+            Plan::Dir {
+                manifest,
+                existed,
+                link,
+                delete,
+                prune,
+                replace_file,
+            } => {
+                if replace_file {
+                    std::fs::remove_file(path).map_err(|e| HashError::io(path, e))?;
+                }
+                for f in &delete {
+                    remove_any(f)?;
+                }
+                let entries = manifest.entries();
+                let mut parents: Vec<PathBuf> = link
+                    .iter()
+                    .filter_map(|&i| {
+                        join_rel(path, &entries[i].relpath)
+                            .parent()
+                            .map(Path::to_path_buf)
+                    })
+                    .collect();
+                parents.push(path.to_path_buf());
+                parents.sort();
+                parents.dedup();
+                for p in &parents {
+                    make_dir_replacing_files(p)?;
+                }
+                let linked: Vec<Result<(PathBuf, ObjectId), CacheError>> = link
+                    .par_iter()
+                    .map(|&i| {
+                        let e = &entries[i];
+                        let dest = join_rel(path, &e.relpath);
+                        self.cache.link_to(&e.oid, kind, &dest, false)?;
+                        Ok((dest, e.oid))
+                    })
+                    .collect();
+                let mut fresh = Vec::with_capacity(linked.len());
+                for r in linked {
+                    fresh.push(r?);
+                }
+                let stats: Vec<_> = fresh
+                    .par_iter()
+                    .filter_map(|(p, oid)| {
+                        std::fs::metadata(p)
+                            .ok()
+                            .map(|m| (p.clone(), crate::hash::walk::Stat::of(&m), *oid))
+                    })
+                    .collect();
+                self.state
+                    .put_files(kind, stats.iter().map(|(p, s, o)| (p.clone(), s, *o)));
+                for d in &prune {
+                    // Folders holding only ignored files stay, as with DVC.
+                    let _ = std::fs::remove_dir(d);
+                }
+                // Record the directory summary now so the next status reads nothing.
+                let _ = self.hash(path, kind);
+                Ok(Some(if existed {
+                    Change::Modified
+                } else {
+                    Change::Added
+                }))
+            }
+        }
+    }
+}
+
+fn missing() -> Planned {
+    Planned {
+        plan: Plan::Missing,
+        unsaved: Vec::new(),
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), CacheError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| HashError::io(path, e).into())
+}
+
+fn remove_any(p: &Path) -> Result<(), CacheError> {
+    let r = match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(_) => Ok(()),
+    };
+    r.map_err(|e| HashError::io(p, e).into())
+}
+
+/// Creates `dir` and its parents; a file in the way (where the manifest wants a folder) goes.
+fn make_dir_replacing_files(dir: &Path) -> Result<(), CacheError> {
+    match std::fs::create_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(first) => {
+            let mut cur = Some(dir);
+            while let Some(c) = cur {
+                if std::fs::symlink_metadata(c).is_ok_and(|m| !m.is_dir()) {
+                    std::fs::remove_file(c).map_err(|e| HashError::io(c, e))?;
+                    return std::fs::create_dir_all(dir).map_err(|e| HashError::io(dir, e).into());
+                }
+                cur = c.parent();
+            }
+            Err(HashError::io(dir, first).into())
+        }
+    }
+}
