@@ -105,7 +105,9 @@ pub struct CheckoutArgs {
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// `section.option`.
+    #[arg(value_parser = crate::commands::config::parse_name)]
     pub name: Option<String>,
+    #[arg(allow_hyphen_values = true)]
     pub value: Option<String>,
     #[arg(short, long)]
     pub unset: bool,
@@ -158,6 +160,7 @@ pub enum RemoteCommand {
     Modify {
         name: String,
         option: String,
+        #[arg(allow_hyphen_values = true)]
         value: Option<String>,
         #[arg(short, long)]
         unset: bool,

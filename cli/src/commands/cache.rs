@@ -1,9 +1,61 @@
-//! `lode cache`.
+//! `lode cache dir`: show or set the cache folder, as `dvc cache dir` does.
 
-use crate::cli::CacheArgs;
+use std::path::PathBuf;
+
+use crate::cli::{CacheArgs, CacheCommand};
 use crate::commands::Ui;
+use crate::repo::config::{path_for_storage, Config, ConfigError, Level, Section, Value};
+use crate::repo::{current_dir, Repo};
 use crate::LodeError;
 
-pub fn run(_args: CacheArgs, _ui: Ui) -> Result<u8, LodeError> {
-    Err(LodeError::Other("'cache' is not implemented yet".into()))
+fn missing_dir() -> ConfigError {
+    ConfigError::Invalid("option 'dir' doesn't exist in section 'cache'".into())
+}
+
+pub fn run(args: CacheArgs, _ui: Ui) -> Result<u8, LodeError> {
+    let CacheCommand::Dir {
+        value,
+        unset,
+        level,
+    } = args.command;
+    let level = Level::from_flags(level.system, level.global, level.project, level.local);
+    let cwd = current_dir()?;
+    let root = Repo::find_root_opt(&cwd)?;
+    let dvc_dir: Option<PathBuf> = root.map(|r| r.join(".dvc"));
+    let mut config = Config::load_unvalidated(dvc_dir.as_deref())?;
+    let section = Section::plain("cache");
+
+    if value.is_none() && !unset {
+        let shown = match level {
+            Some(l) => {
+                if l.is_repo() && !config.in_repo() {
+                    return Err(ConfigError::Invalid("Not inside a DVC repo".into()).into());
+                }
+                let file = config.file(l).ok_or_else(missing_dir)?;
+                let v = file.get(&section, "dir").ok_or_else(missing_dir)?;
+                crate::repo::config::display_value(&file.conf_dir(), &section, "dir", v)
+            }
+            None => match config.get("cache", "dir") {
+                Some(d) => d,
+                None if config.in_repo() => config.cache_dir().display().to_string(),
+                None => return Err(missing_dir().into()),
+            },
+        };
+        println!("{shown}");
+        return Ok(0);
+    }
+
+    config.edit(level.unwrap_or(Level::Repo), |file, _| {
+        if unset {
+            if file.get(&section, "dir").is_none() {
+                return Err(missing_dir());
+            }
+            file.unset(&section, "dir");
+        } else {
+            let v = path_for_storage(&file.conf_dir(), &cwd, value.as_deref().unwrap_or(""));
+            file.set(&section, "dir", Value::Str(v));
+        }
+        Ok(())
+    })?;
+    Ok(0)
 }

@@ -1,9 +1,302 @@
-//! `lode gc`.
+//! `lode gc`: removes cache objects that no `.dvc` file in scope uses, as `dvc gc` does.
+//!
+//! The scope is always the workspace, plus the `.dvc` files of every branch tip (`-a`), tag
+//! (`-T`) or commit (`-A`). An object is kept when an output in scope names it, or when it is an
+//! entry of a kept `.dir` manifest (read from the cache). The DVC 3 cache (`files/md5/`, "repo")
+//! and the legacy DVC 2 cache ("legacy") are collected separately, each by its own hash kind.
+//! Anything that cannot be read (a malformed `.dvc` file, in the workspace or in history) stops
+//! gc before anything is removed.
 
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use lode_proto::{HashKind, ObjectId};
+
+use crate::cache::Cache;
 use crate::cli::GcArgs;
 use crate::commands::Ui;
+use crate::git::Git;
+use crate::repo::config::ConfigError;
+use crate::repo::dvcfile::{self, DvcFile};
+use crate::repo::dvcignore::DvcIgnore;
+use crate::repo::{Repo, RepoError};
 use crate::LodeError;
 
-pub fn run(_args: GcArgs, _ui: Ui) -> Result<u8, LodeError> {
-    Err(LodeError::Other("'gc' is not implemented yet".into()))
+const PROMPT: &str = "Are you sure you want to proceed? [y/n]: ";
+
+fn warning_text(args: &GcArgs) -> String {
+    let mut msg = String::from("This will remove all cache except items used in the workspace");
+    if args.all_commits {
+        msg.push_str(" and all git commits");
+    } else if args.all_branches && args.all_tags {
+        msg.push_str(" and all git branches and tags");
+    } else if args.all_branches {
+        msg.push_str(" and all git branches");
+    } else if args.all_tags {
+        msg.push_str(" and all git tags");
+    }
+    msg.push_str(" of the current repo.");
+    msg
+}
+
+/// Asks on stdin as DVC does: only `yes`, `no`, `y` or `n` are accepted; end of input is "no".
+fn confirm() -> Result<bool, LodeError> {
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    loop {
+        print!("{PROMPT}");
+        let _ = out.flush();
+        let mut line = String::new();
+        let n = stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| LodeError::Other(format!("failed to read the answer: {e}")))?;
+        if n == 0 {
+            println!();
+            return Ok(false);
+        }
+        match line.trim() {
+            "y" | "yes" => return Ok(true),
+            "n" | "no" => return Ok(false),
+            _ => {
+                println!("Your response must be one of: ['yes', 'no', 'y', 'n']. Please try again.")
+            }
+        }
+    }
+}
+
+/// Object ids in use, per hash kind.
+#[derive(Default)]
+struct Used {
+    md5: HashSet<ObjectId>,
+    legacy: HashSet<ObjectId>,
+}
+
+impl Used {
+    fn set(&mut self, kind: HashKind) -> &mut HashSet<ObjectId> {
+        match kind {
+            HashKind::Md5 => &mut self.md5,
+            HashKind::Md5Dos2unix => &mut self.legacy,
+        }
+    }
+
+    fn add_file(&mut self, file: &DvcFile) {
+        for out in &file.outs {
+            if !out.cache {
+                continue;
+            }
+            if let Some(oid) = out.oid {
+                self.set(out.kind).insert(oid);
+            }
+        }
+    }
+
+    /// Adds the entries of every used `.dir` manifest found in the cache.
+    fn expand_dirs(&mut self, cache: &Cache) {
+        for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
+            let dirs: Vec<ObjectId> = self
+                .set(kind)
+                .iter()
+                .filter(|o| o.is_dir())
+                .copied()
+                .collect();
+            for dir in dirs {
+                // A manifest missing from the cache cannot name its entries; DVC keeps only the
+                // `.dir` id then, and so does Lode.
+                if let Ok(manifest) = cache.read_manifest(&dir, kind) {
+                    let set = self.set(kind);
+                    for e in manifest.entries() {
+                        set.insert(e.oid);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The repository root relative to the Git work tree's top, `/`-joined (empty at the top).
+fn subdir_in_git(git: &Git, root: &Path) -> String {
+    let top = std::fs::canonicalize(&git.root).unwrap_or_else(|_| git.root.clone());
+    let here = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    here.strip_prefix(&top)
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_default()
+}
+
+fn git_err(e: crate::git::GitError) -> LodeError {
+    LodeError::Other(e.to_string())
+}
+
+fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache) -> Result<Used, LodeError> {
+    let mut used = Used::default();
+    let ignore = DvcIgnore::new(&repo.root);
+    let root = repo.root.clone();
+    let ignored = move |p: &Path, is_dir: bool| match p.strip_prefix(&root) {
+        Ok(rel) => ignore.is_ignored(rel, is_dir),
+        Err(_) => false,
+    };
+    for path in dvcfile::collect(&repo.root, &ignored) {
+        used.add_file(&DvcFile::load(&path)?);
+    }
+
+    if args.all_branches || args.all_tags || args.all_commits {
+        let git = Git::discover(&repo.root).map_err(git_err)?.ok_or_else(|| {
+            LodeError::Other(
+                "`--all-branches`, `--all-tags` and `--all-commits` need a Git repository".into(),
+            )
+        })?;
+        let mut revs: Vec<String> = Vec::new();
+        if args.all_commits {
+            revs.extend(git.all_commits().map_err(git_err)?);
+        } else {
+            if args.all_branches {
+                revs.extend(git.branch_commits().map_err(git_err)?);
+            }
+            if args.all_tags {
+                revs.extend(git.tag_commits().map_err(git_err)?);
+            }
+        }
+        let mut seen = HashSet::new();
+        revs.retain(|r| seen.insert(r.clone()));
+        let sub = subdir_in_git(&git, &repo.root);
+        for rev in revs {
+            for f in git.dvc_files_at(&rev, &sub).map_err(git_err)? {
+                let rel = if sub.is_empty() {
+                    f.path.as_str()
+                } else {
+                    &f.path[sub.len() + 1..]
+                };
+                let path: PathBuf = repo.root.join(rel);
+                let text = String::from_utf8(f.bytes).map_err(|_| {
+                    LodeError::Other(format!("'{}' at revision {rev} is not valid UTF-8", f.path))
+                })?;
+                let parsed = DvcFile::parse(&path, text).map_err(|e| {
+                    LodeError::Other(format!("{e} (at revision {})", &rev[..rev.len().min(7)]))
+                })?;
+                used.add_file(&parsed);
+            }
+        }
+    }
+    used.expand_dirs(cache);
+    Ok(used)
+}
+
+/// Objects stored under `dir` as `<2 hex>/<30 hex>[.dir]`; other files are left alone.
+fn list_objects(dir: &Path) -> Result<Vec<(ObjectId, PathBuf)>, LodeError> {
+    let mut found = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(source) => {
+            return Err(RepoError::Io {
+                path: dir.to_path_buf(),
+                source,
+            }
+            .into())
+        }
+    };
+    for prefix in rd.flatten() {
+        let pname = prefix.file_name().to_string_lossy().into_owned();
+        if pname.len() != 2 || !prefix.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(inner) = std::fs::read_dir(prefix.path()) else {
+            continue;
+        };
+        for obj in inner.flatten() {
+            if !obj.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let name = obj.file_name().to_string_lossy().into_owned();
+            if let Ok(oid) = ObjectId::from_key_parts(&pname, &name) {
+                found.push((oid, obj.path()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Removes unused objects from one cache layout; `.dir` manifests go first, as in DVC.
+fn collect_garbage(dir: &Path, used: &HashSet<ObjectId>, dry: bool) -> Result<usize, LodeError> {
+    let mut unused: Vec<(ObjectId, PathBuf)> = list_objects(dir)?
+        .into_iter()
+        .filter(|(oid, _)| !used.contains(oid))
+        .collect();
+    unused.sort_by_key(|(oid, path)| (!oid.is_dir(), path.clone()));
+    for (_, path) in &unused {
+        if dry {
+            println!("Removing {}", path.display());
+            continue;
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(RepoError::Io {
+                    path: path.clone(),
+                    source,
+                }
+                .into())
+            }
+        }
+    }
+    Ok(unused.len())
+}
+
+pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
+    let repo = Repo::from_cwd()?;
+    if !(args.workspace || args.all_branches || args.all_tags || args.all_commits) {
+        return Err(LodeError::Other(
+            "Either of `-w|--workspace`, `-a|--all-branches`, `-T|--all-tags` \
+             `--all-experiments`, `--all-commits`, `--date` or `--rev` needs to be set."
+                .into(),
+        ));
+    }
+    let force = args.force || args.dry;
+    eprintln!("WARNING: {}", warning_text(&args));
+    if !force && !confirm()? {
+        return Ok(1);
+    }
+    let _lock = repo.lock()?;
+    if args.cloud {
+        let name = args.remote.clone().or_else(|| repo.config.core_remote());
+        return Err(match name {
+            None => ConfigError::Invalid(format!(
+                "no remote specified in {}. Create a default remote with\n    dvc remote add -d \
+                 <remote name> <remote url>",
+                repo.root.display()
+            ))
+            .into(),
+            Some(n) if repo.config.remote(&n).is_none() => {
+                ConfigError::Invalid(format!("remote '{n}' doesn't exist.")).into()
+            }
+            Some(n) => LodeError::Other(format!(
+                "garbage collection on a remote ('{n}') is not supported yet; run `lode gc` \
+                 without `-c` to clean the local cache"
+            )),
+        });
+    }
+    let cache = Cache::for_repo(&repo)?;
+    let used = collect_used(&repo, &args, &cache)?;
+    for (scheme, dir, set) in [
+        ("repo", cache.root().join("files/md5"), &used.md5),
+        ("legacy", cache.root().to_path_buf(), &used.legacy),
+    ] {
+        let removed = collect_garbage(&dir, set, args.dry)?;
+        if ui.quiet {
+            continue;
+        }
+        if removed > 0 {
+            println!("Removed {removed} objects from {scheme} cache.");
+        } else {
+            println!("No unused '{scheme}' cache to remove.");
+        }
+    }
+    Ok(0)
 }

@@ -1,9 +1,284 @@
-//! `lode remote`.
+//! `lode remote add|modify|list|default|remove|rename`, as `dvc remote` does.
 
-use crate::cli::RemoteArgs;
+use std::path::PathBuf;
+
+use crate::cli::{LevelArgs, RemoteArgs, RemoteCommand};
 use crate::commands::Ui;
+use crate::repo::config::{
+    is_path_key, path_for_storage, Config, ConfigError, Level, Section, Value,
+};
+use crate::repo::{current_dir, Repo};
 use crate::LodeError;
 
-pub fn run(_args: RemoteArgs, _ui: Ui) -> Result<u8, LodeError> {
-    Err(LodeError::Other("'remote' is not implemented yet".into()))
+fn level_of(l: &LevelArgs) -> Option<Level> {
+    Level::from_flags(l.system, l.global, l.project, l.local)
+}
+
+fn open_config() -> Result<Config, LodeError> {
+    let cwd = current_dir()?;
+    let root = Repo::find_root_opt(&cwd)?;
+    let dvc_dir: Option<PathBuf> = root.map(|r| r.join(".dvc"));
+    Ok(Config::load_unvalidated(dvc_dir.as_deref())?)
+}
+
+fn not_found(name: &str) -> ConfigError {
+    ConfigError::Invalid(format!("remote '{name}' doesn't exist."))
+}
+
+/// Expands tabs to 8-column stops, as DVC's console output does for `remote list`.
+fn expand_tabs(s: &str) -> String {
+    let mut out = String::new();
+    let mut col = 0;
+    for c in s.chars() {
+        if c == '\t' {
+            let n = 8 - col % 8;
+            out.extend(std::iter::repeat_n(' ', n));
+            col += n;
+        } else {
+            out.push(c);
+            col += 1;
+        }
+    }
+    out
+}
+
+/// The order DVC updates `core.remote` in the other files after a remove or rename.
+const LEVELS_DESC: [Level; 4] = [Level::Local, Level::Repo, Level::Global, Level::System];
+
+pub fn run(args: RemoteArgs, _ui: Ui) -> Result<u8, LodeError> {
+    let mut config = open_config()?;
+    let cwd = current_dir()?;
+    match args.command {
+        RemoteCommand::Add {
+            name,
+            url,
+            default,
+            force,
+            level,
+        } => {
+            let name = name.to_lowercase();
+            if default {
+                println!("Setting '{name}' as a default remote.");
+            }
+            config.edit(level_of(&level).unwrap_or(Level::Repo), |file, _| {
+                let section = Section::remote(&name);
+                if file.has_section(&section) && !force {
+                    return Err(ConfigError::Invalid(format!(
+                        "remote '{name}' already exists. Use `-f|--force` to overwrite it."
+                    )));
+                }
+                let url = path_for_storage(&file.conf_dir(), &cwd, &url);
+                let table = file.section_mut(&section);
+                table.clear();
+                table.push(("url".into(), Value::Str(url)));
+                if default {
+                    file.set(&Section::plain("core"), "remote", Value::Str(name.clone()));
+                }
+                Ok(())
+            })?;
+            Ok(0)
+        }
+        RemoteCommand::Modify {
+            name,
+            option,
+            value,
+            unset,
+            level,
+        } => {
+            let name = name.to_lowercase();
+            let lvl = level_of(&level);
+            config.edit(lvl.unwrap_or(Level::Repo), |file, config| {
+                let section = Section::remote(&name);
+                let exists_below = config.merged(lvl).iter().any(|(s, _)| *s == section);
+                if !exists_below && !file.has_section(&section) {
+                    return Err(not_found(&name));
+                }
+                if unset {
+                    file.section_mut(&section);
+                    file.unset(&section, &option);
+                    return Ok(());
+                }
+                let Some(value) = value else {
+                    return Err(ConfigError::Invalid(format!(
+                        "expected str for dictionary value @ data['remote']['{name}']['{option}']"
+                    )));
+                };
+                let value = if is_path_key(&section, &option) {
+                    path_for_storage(&file.conf_dir(), &cwd, &value)
+                } else {
+                    value
+                };
+                file.set(&section, &option, Value::Str(value));
+                Ok(())
+            })?;
+            Ok(0)
+        }
+        RemoteCommand::List { level } => {
+            let lvl = level_of(&level);
+            if lvl.is_some_and(Level::is_repo) && !config.in_repo() {
+                return Err(ConfigError::Invalid("Not inside a DVC repo".into()).into());
+            }
+            let (names, default): (Vec<String>, Option<String>) = match lvl {
+                None => (config.remote_names(), config.get("core", "remote")),
+                Some(l) => match config.file(l) {
+                    Some(f) => (
+                        f.remote_names(),
+                        f.get(&Section::plain("core"), "remote").map(Value::display),
+                    ),
+                    None => (Vec::new(), None),
+                },
+            };
+            for name in names {
+                let url = match lvl {
+                    None => config
+                        .remote(&name)
+                        .and_then(|r| r.url().map(str::to_string)),
+                    Some(l) => config.file(l).and_then(|f| {
+                        f.get(&Section::remote(&name), "url").map(|v| {
+                            crate::repo::config::display_value(
+                                &f.conf_dir(),
+                                &Section::remote(&name),
+                                "url",
+                                v,
+                            )
+                        })
+                    }),
+                }
+                .unwrap_or_default();
+                let line = if default.as_deref() == Some(name.as_str()) {
+                    format!("{name}\t{url}\t(default)")
+                } else {
+                    format!("{name}\t{url}")
+                };
+                println!("{}", expand_tabs(&line).trim_end());
+            }
+            Ok(0)
+        }
+        RemoteCommand::Default { name, unset, level } => {
+            let lvl = level_of(&level);
+            if name.is_none() && !unset {
+                if lvl.is_some_and(Level::is_repo) && !config.in_repo() {
+                    return Err(ConfigError::Invalid("Not inside a DVC repo".into()).into());
+                }
+                let current = match lvl {
+                    None => config.get("core", "remote"),
+                    Some(l) => config
+                        .file(l)
+                        .and_then(|f| f.get(&Section::plain("core"), "remote").map(Value::display)),
+                };
+                return match current {
+                    Some(r) => {
+                        println!("{r}");
+                        Ok(0)
+                    }
+                    None => {
+                        println!("No default remote set");
+                        Ok(1)
+                    }
+                };
+            }
+            let name = name.map(|n| n.to_lowercase());
+            config.edit(lvl.unwrap_or(Level::Repo), |file, config| {
+                let core = Section::plain("core");
+                if unset {
+                    file.unset(&core, "remote");
+                    return Ok(());
+                }
+                let name = name.unwrap_or_default();
+                let section = Section::remote(&name);
+                let known = file.has_section(&section)
+                    || config.merged(lvl).iter().any(|(s, _)| *s == section);
+                if !known {
+                    return Err(ConfigError::Invalid(
+                        "default remote must be present in remote list.".into(),
+                    ));
+                }
+                file.set(&core, "remote", Value::Str(name));
+                Ok(())
+            })?;
+            Ok(0)
+        }
+        RemoteCommand::Remove { name, level } => {
+            let name = name.to_lowercase();
+            let up_to = level_of(&level).unwrap_or(Level::Repo);
+            config.edit(up_to, |file, _| {
+                if file.remove_section(&Section::remote(&name)).is_none() {
+                    return Err(not_found(&name));
+                }
+                Ok(())
+            })?;
+            for l in LEVELS_DESC {
+                config.edit(l, |file, _| {
+                    let core = Section::plain("core");
+                    let points_here = matches!(
+                        file.get(&core, "remote"),
+                        Some(Value::Str(r)) if *r == name
+                    );
+                    if points_here {
+                        file.unset(&core, "remote");
+                    }
+                    Ok(())
+                })?;
+                if l == up_to {
+                    break;
+                }
+            }
+            Ok(0)
+        }
+        RemoteCommand::Rename { name, new, level } => {
+            let name = name.to_lowercase();
+            if config.remote_names().contains(&new) {
+                return Err(ConfigError::Invalid(format!(
+                    "Rename failed. Remote name '{new}' already exists."
+                ))
+                .into());
+            }
+            let up_to = level_of(&level).unwrap_or(Level::Repo);
+            let rename_default = |file: &mut crate::repo::config::ConfigFile| {
+                let core = Section::plain("core");
+                let points_here = matches!(
+                    file.get(&core, "remote"),
+                    Some(Value::Str(r)) if *r == name
+                );
+                if points_here {
+                    file.set(&core, "remote", Value::Str(new.clone()));
+                }
+            };
+            config.edit(up_to, |file, _| {
+                let to = Section::Named {
+                    kind: "remote".into(),
+                    name: new.clone(),
+                };
+                if !file.rename_section(&Section::remote(&name), &to) {
+                    return Err(not_found(&name));
+                }
+                rename_default(file);
+                Ok(())
+            })?;
+            for l in LEVELS_DESC {
+                if l == up_to {
+                    break;
+                }
+                config.edit(l, |file, _| {
+                    rename_default(file);
+                    Ok(())
+                })?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_tabs;
+
+    #[test]
+    fn tabs_expand_to_eight_columns() {
+        assert_eq!(expand_tabs("b\t/x\t(default)"), "b       /x      (default)");
+        assert_eq!(
+            expand_tabs("longername_remote_x\thttp://h/x"),
+            "longername_remote_x     http://h/x"
+        );
+    }
 }

@@ -55,6 +55,21 @@ impl Level {
         }
     }
 
+    /// The level chosen by `--system`, `--global`, `--project` or `--local`, if any.
+    pub fn from_flags(system: bool, global: bool, project: bool, local: bool) -> Option<Level> {
+        if local {
+            Some(Level::Local)
+        } else if project {
+            Some(Level::Repo)
+        } else if global {
+            Some(Level::Global)
+        } else if system {
+            Some(Level::System)
+        } else {
+            None
+        }
+    }
+
     pub fn is_repo(self) -> bool {
         matches!(self, Level::Repo | Level::Local)
     }
@@ -144,6 +159,11 @@ impl Section {
         }
     }
 }
+
+/// Plain sections DVC's schema always has (empty when no file sets them).
+pub const SCHEMA_SECTIONS: [&str; 10] = [
+    "core", "cache", "state", "index", "feature", "plots", "exp", "parsing", "hydra", "studio",
+];
 
 /// Keys whose values are paths, stored relative to the config file's folder.
 pub fn is_path_key(section: &Section, key: &str) -> bool {

@@ -49,6 +49,15 @@ impl Repo {
         }
     }
 
+    /// Like [`find_root`](Self::find_root), but `None` outside any repository.
+    pub fn find_root_opt(start: &Path) -> Result<Option<PathBuf>, LodeError> {
+        match Repo::find_root(start) {
+            Ok(r) => Ok(Some(r)),
+            Err(LodeError::NotARepo(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Finds the repository containing `start` by walking up to the first folder with `.dvc/`.
     pub fn discover(start: &Path) -> Result<Repo, LodeError> {
         let root = Repo::find_root(start)?;
