@@ -6,6 +6,7 @@
 pub mod api;
 pub mod names;
 pub mod oid;
+pub mod transfer;
 
 pub use names::{validate_project_name, NameError, RESERVED_NAMES};
 pub use oid::{HashKind, ObjectId, OidError};
