@@ -7,5 +7,6 @@ pub mod api;
 pub mod names;
 pub mod oid;
 
+pub use api::Role;
 pub use names::{validate_project_name, NameError, RESERVED_NAMES};
 pub use oid::{HashKind, ObjectId, OidError};
