@@ -256,3 +256,76 @@ pub fn object_path(oid: &str) -> String {
 pub fn legacy_object_path(oid: &str) -> String {
     format!("{}/{}", &oid[..2], &oid[2..])
 }
+
+/// Hex MD5 of bytes.
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+/// The answer to a raw HTTP request: status code, headers (lowercased names) and body.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Server {
+    /// Sends `METHOD target` exactly as given (no path normalisation, unlike HTTP clients) with
+    /// the given extra header lines and body, and reads the whole answer.
+    pub fn raw(&self, method: &str, target: &str, headers: &[&str], body: &[u8]) -> RawResponse {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let mut req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).expect("send");
+        s.write_all(body).expect("send body");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        RawResponse {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    /// Every file under the data folder's `blobs/` and `tmp/`, relative to the data folder.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["blobs", "tmp"] {
+            for e in walkdir::WalkDir::new(self.data_dir.join(sub))
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+            {
+                if let Ok(rel) = e.path().strip_prefix(&self.data_dir) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
