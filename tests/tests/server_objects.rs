@@ -54,15 +54,26 @@ fn upload_download_head_range_and_conditional_get() {
     let (again, _) = put(&s, &t, "ml", &oid, &data);
     assert_eq!(again, StatusCode::OK, "second upload of a held object");
 
-    let r = client().get(obj_url(&s, "ml", &oid)).bearer_auth(&t).send().unwrap();
+    let r = client()
+        .get(obj_url(&s, "ml", &oid))
+        .bearer_auth(&t)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
     let modified = r.headers()["last-modified"].to_str().unwrap().to_string();
     assert_eq!(r.bytes().unwrap().as_ref(), &data[..]);
 
-    let r = client().head(obj_url(&s, "ml", &oid)).bearer_auth(&t).send().unwrap();
+    let r = client()
+        .head(obj_url(&s, "ml", &oid))
+        .bearer_auth(&t)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-length"], data.len().to_string().as_str());
+    assert_eq!(
+        r.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
 
     let r = client()
         .get(obj_url(&s, "ml", &oid))
@@ -116,7 +127,11 @@ fn upload_download_head_range_and_conditional_get() {
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
 
     let absent = md5_hex(b"never uploaded");
-    let r = client().get(obj_url(&s, "ml", &absent)).bearer_auth(&t).send().unwrap();
+    let r = client()
+        .get(obj_url(&s, "ml", &absent))
+        .bearer_auth(&t)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let body: serde_json::Value = r.json().unwrap();
     assert_eq!(body["error"]["code"], "not_found");
@@ -139,7 +154,11 @@ fn body_with_wrong_md5_is_refused_with_both_hashes_and_nothing_stored() {
     let (status, _) = put(&s, &t, "ml", &claimed, &big);
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(s.stored_files().is_empty(), "{:?}", s.stored_files());
-    let r = client().get(obj_url(&s, "ml", &claimed)).bearer_auth(&t).send().unwrap();
+    let r = client()
+        .get(obj_url(&s, "ml", &claimed))
+        .bearer_auth(&t)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -150,13 +169,26 @@ fn legacy_objects_are_verified_with_dos2unix_and_kept_apart() {
     let raw = b"a,b\r\n1,2\r\n";
     let legacy = "e5ebd4c02cefbe7955977c67ada242b7";
     let url = format!("{}/{}", s.project_url("ml"), legacy_object_path(legacy));
-    let r = client().post(&url).bearer_auth(&t).body(raw.to_vec()).send().unwrap();
+    let r = client()
+        .post(&url)
+        .bearer_auth(&t)
+        .body(raw.to_vec())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = client().get(&url).bearer_auth(&t).send().unwrap();
-    assert_eq!(r.bytes().unwrap().as_ref(), raw, "legacy objects keep raw bytes");
+    assert_eq!(
+        r.bytes().unwrap().as_ref(),
+        raw,
+        "legacy objects keep raw bytes"
+    );
     // The same name in the md5 namespace is a different object: absent, and these bytes do not
     // hash to it with plain md5.
-    let r = client().get(obj_url(&s, "ml", legacy)).bearer_auth(&t).send().unwrap();
+    let r = client()
+        .get(obj_url(&s, "ml", legacy))
+        .bearer_auth(&t)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let (status, _) = put(&s, &t, "ml", legacy, raw);
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -164,7 +196,12 @@ fn legacy_objects_are_verified_with_dos2unix_and_kept_apart() {
     let bin = b"\x00\x01bin\r\n";
     let name = md5_hex(bin);
     let url = format!("{}/{}", s.project_url("ml"), legacy_object_path(&name));
-    let r = client().put(&url).bearer_auth(&t).body(bin.to_vec()).send().unwrap();
+    let r = client()
+        .put(&url)
+        .bearer_auth(&t)
+        .body(bin.to_vec())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
@@ -186,9 +223,16 @@ fn directory_manifest_needs_every_entry_held_by_the_project() {
     let before = s.stored_files();
     let (status, body) = put(&s, &t, "ml", &dir_oid, manifest.as_bytes());
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body.contains("missing_entries") && body.contains(&hb), "{body}");
+    assert!(
+        body.contains("missing_entries") && body.contains(&hb),
+        "{body}"
+    );
     assert_eq!(s.stored_files(), before, "nothing stored");
-    let r = client().get(obj_url(&s, "ml", &dir_oid)).bearer_auth(&t).send().unwrap();
+    let r = client()
+        .get(obj_url(&s, "ml", &dir_oid))
+        .bearer_auth(&t)
+        .send()
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     put(&s, &t, "ml", &hb, &b);
@@ -229,7 +273,10 @@ fn concurrent_uploads_of_the_same_object_all_succeed_with_one_blob() {
     });
     assert!(statuses.iter().all(|s| s.is_success()), "{statuses:?}");
     assert_eq!(
-        statuses.iter().filter(|s| **s == StatusCode::CREATED).count(),
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
         1,
         "exactly one upload added the object: {statuses:?}"
     );

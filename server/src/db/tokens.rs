@@ -133,7 +133,7 @@ impl Db {
     ) -> DbResult<Vec<TokenRow>> {
         let raws: Vec<Raw> = sqlx::query_as(&format!(
             "{SELECT} WHERE (?1 IS NULL OR t.project_id = ?1) AND (?2 IS NULL OR t.user_id = ?2)
-             ORDER BY t.created_at, t.id"
+             ORDER BY t.created_at, t.rowid"
         ))
         .bind(project_id)
         .bind(user_id)
