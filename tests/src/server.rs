@@ -38,11 +38,18 @@ impl Server {
 
     /// Starts a server with extra environment variables (e.g. `LODE_MAX_OBJECT_SIZE`).
     pub fn start_with_env(env: &[(&str, &str)]) -> Server {
+        Server::start_in(None, env)
+    }
+
+    /// Starts a server on the given data folder (a fresh temporary one when `None`).
+    pub fn start_in(data_dir: Option<&Path>, env: &[(&str, &str)]) -> Server {
         let home = tempfile::Builder::new()
             .prefix("lode-server-")
             .tempdir()
             .expect("temp dir");
-        let data_dir = home.path().join("data");
+        let data_dir = data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| home.path().join("data"));
         let mut s = Server {
             child: None,
             home,
