@@ -8,5 +8,6 @@ pub mod names;
 pub mod oid;
 pub mod transfer;
 
+pub use api::Role;
 pub use names::{validate_project_name, NameError, RESERVED_NAMES};
 pub use oid::{HashKind, ObjectId, OidError};

@@ -4,3 +4,4 @@
 pub mod bins;
 pub mod dvc;
 pub mod repo;
+pub mod server;

@@ -1,0 +1,81 @@
+use lode_proto::api::AuditEntry;
+
+use super::{Db, DbResult};
+
+/// One line of the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub project: Option<String>,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl Db {
+    pub async fn append_audit(&self, events: &[AuditEvent]) -> DbResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, project, target, detail)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.at)
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.project)
+            .bind(&e.target)
+            .bind(&e.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Newest first; `before` pages backwards by id.
+    pub async fn list_audit(
+        &self,
+        project: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> DbResult<Vec<AuditEntry>> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, at, actor, action, project, target, detail FROM audit_log
+             WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR id < ?2)
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(project)
+        .bind(before)
+        .bind(limit.clamp(1, 10_000) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, at, actor, action, project, target, detail)| AuditEntry {
+                    id,
+                    at,
+                    actor,
+                    action,
+                    project,
+                    target,
+                    detail,
+                },
+            )
+            .collect())
+    }
+}

@@ -1,0 +1,147 @@
+use lode_proto::{HashKind, ObjectId};
+
+use super::{Db, DbResult};
+
+/// One object a project holds.
+#[derive(Debug, Clone)]
+pub struct ObjectRef {
+    pub project_id: i64,
+    pub kind: HashKind,
+    pub oid: ObjectId,
+    pub size: u64,
+    pub created_at: i64,
+}
+
+/// SQLite limits bound parameters per statement; batches are cut to stay well below it.
+const IN_CHUNK: usize = 500;
+
+impl Db {
+    /// Size of the object if the project holds it.
+    pub async fn object_size(
+        &self,
+        project_id: i64,
+        kind: HashKind,
+        oid: &ObjectId,
+    ) -> DbResult<Option<u64>> {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT size FROM project_objects WHERE project_id = ? AND kind = ? AND oid = ?",
+        )
+        .bind(project_id)
+        .bind(kind.as_str())
+        .bind(oid.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(size.map(|s| s.max(0) as u64))
+    }
+
+    /// Records references in one transaction; rows that already exist are kept as they are.
+    /// Returns how many were new.
+    pub async fn add_objects(&self, refs: &[ObjectRef]) -> DbResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for r in refs {
+            let done = sqlx::query(
+                "INSERT INTO project_objects (project_id, kind, oid, size, created_at)
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(r.project_id)
+            .bind(r.kind.as_str())
+            .bind(r.oid.to_string())
+            .bind(r.size as i64)
+            .bind(r.created_at)
+            .execute(&mut *tx)
+            .await?;
+            added += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// The subset of `oids` the project does not hold, in the given order.
+    pub async fn missing_objects(
+        &self,
+        project_id: i64,
+        kind: HashKind,
+        oids: &[ObjectId],
+    ) -> DbResult<Vec<ObjectId>> {
+        let mut missing = Vec::new();
+        for chunk in oids.chunks(IN_CHUNK) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT oid FROM project_objects WHERE project_id = ? AND kind = ? AND oid IN ({placeholders})"
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql)
+                .bind(project_id)
+                .bind(kind.as_str());
+            for oid in chunk {
+                q = q.bind(oid.to_string());
+            }
+            let present: std::collections::HashSet<String> =
+                q.fetch_all(&self.pool).await?.into_iter().collect();
+            missing.extend(
+                chunk
+                    .iter()
+                    .filter(|o| !present.contains(&o.to_string()))
+                    .copied(),
+            );
+        }
+        Ok(missing)
+    }
+
+    /// Same as [`Db::missing_objects`] but over raw digests of non-directory objects, as listed
+    /// in a `.dir` manifest.
+    pub async fn missing_digests(
+        &self,
+        project_id: i64,
+        kind: HashKind,
+        digests: &[[u8; 16]],
+    ) -> DbResult<Vec<ObjectId>> {
+        let oids: Vec<ObjectId> = digests
+            .iter()
+            .map(|d| ObjectId::from_digest(*d, false))
+            .collect();
+        self.missing_objects(project_id, kind, &oids).await
+    }
+
+    /// Every (kind, oid, size) referenced by any project, deduplicated; for fsck.
+    pub async fn all_referenced(&self) -> DbResult<Vec<(HashKind, String, u64)>> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT kind, oid, MAX(size) FROM project_objects GROUP BY kind, oid")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, o, s)| Some((k.parse().ok()?, o, s.max(0) as u64)))
+            .collect())
+    }
+
+    /// Drops every project's reference to an object (its blob is gone or corrupt).
+    pub async fn forget_object(&self, kind: HashKind, oid: &str) -> DbResult<u64> {
+        let done = sqlx::query("DELETE FROM project_objects WHERE kind = ? AND oid = ?")
+            .bind(kind.as_str())
+            .bind(oid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Projects that reference an object, for reports.
+    pub async fn projects_holding(&self, kind: HashKind, oid: &str) -> DbResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT p.name FROM project_objects o JOIN projects p ON p.id = o.project_id
+             WHERE o.kind = ? AND o.oid = ? ORDER BY p.name",
+        )
+        .bind(kind.as_str())
+        .bind(oid)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Objects stored across all projects (counting shared blobs once per project).
+    pub async fn count_object_refs(&self) -> DbResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM project_objects")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+}

@@ -1,0 +1,78 @@
+//! The audit trail written in the background, so pushes and pulls do not wait on it.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{now, AuditEvent, Db};
+
+enum Msg {
+    Event(AuditEvent),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// Events batched per transaction.
+const BATCH: usize = 2048;
+
+impl AuditSink {
+    /// Starts the writer task.
+    pub fn start(db: Db) -> AuditSink {
+        let (tx, mut rx) = mpsc::channel::<Msg>(16 * 1024);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while let Some(first) = rx.recv().await {
+                let mut waiting = Vec::new();
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Msg::Event(e) => batch.push(e),
+                        Msg::Flush(done) => waiting.push(done),
+                    }
+                    if batch.len() < BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if let Err(e) = db.append_audit(&batch).await {
+                    tracing::error!("writing {} audit events failed: {e}", batch.len());
+                }
+                batch.clear();
+                for w in waiting {
+                    let _ = w.send(());
+                }
+            }
+        });
+        AuditSink { tx }
+    }
+
+    pub async fn record(
+        &self,
+        actor: String,
+        action: &str,
+        project: Option<&str>,
+        target: Option<String>,
+        detail: Option<String>,
+    ) {
+        let event = AuditEvent {
+            at: now(),
+            actor,
+            action: action.to_string(),
+            project: project.map(str::to_string),
+            target,
+            detail,
+        };
+        if self.tx.send(Msg::Event(event)).await.is_err() {
+            tracing::error!("audit writer has stopped; event dropped");
+        }
+    }
+
+    /// Waits until everything recorded so far is in the database.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

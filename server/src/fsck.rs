@@ -1,0 +1,143 @@
+//! `lode-server fsck`: finds (and with `--repair` fixes) disagreements between the index and the
+//! blobs. Runs with the data folder locked, so never next to a running server.
+//!
+//! - an indexed object whose blob is missing, has the wrong size or (unless `--quick`) the wrong
+//!   hash: repair drops the index rows (so clients upload it again) and moves a bad blob to
+//!   `quarantine/`;
+//! - a blob no project references (e.g. a crash between storing it and indexing it): reported;
+//!   repair moves it to `quarantine/`;
+//! - a file in the blob folders whose name is not an object id: repair moves it aside;
+//! - leftover uploads in `tmp/`: repair deletes them.
+
+use std::collections::HashMap;
+
+use lode_proto::{HashKind, ObjectId};
+
+use crate::db::{Db, DbError};
+use crate::store::{BlobKey, BlobStore, FsStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsckError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Default)]
+pub struct FsckReport {
+    pub blobs: usize,
+    pub indexed: usize,
+    pub missing: Vec<String>,
+    pub corrupt: Vec<String>,
+    pub orphans: Vec<String>,
+    pub strays: Vec<String>,
+    pub temp_files: usize,
+    pub repaired: bool,
+}
+
+impl FsckReport {
+    pub fn problems(&self) -> usize {
+        self.missing.len()
+            + self.corrupt.len()
+            + self.orphans.len()
+            + self.strays.len()
+            + self.temp_files
+    }
+}
+
+pub async fn run(
+    db: &Db,
+    store: &std::sync::Arc<FsStore>,
+    repair: bool,
+    quick: bool,
+) -> Result<FsckReport, FsckError> {
+    let mut report = FsckReport {
+        repaired: repair,
+        ..Default::default()
+    };
+    report.temp_files = if repair {
+        store.clean_tmp()?
+    } else {
+        std::fs::read_dir(store.tmp_dir())
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+
+    let referenced = db.all_referenced().await?;
+    report.indexed = referenced.len();
+    for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
+        let s = store.clone();
+        let listed = tokio::task::spawn_blocking(move || s.list_blocking(kind))
+            .await
+            .map_err(|e| StoreError::io("listing blobs", std::io::Error::other(e.to_string())))??;
+        report.blobs += listed.len();
+        let mut on_disk: HashMap<String, u64> = HashMap::new();
+        for b in listed {
+            match b.oid {
+                Some(oid) => {
+                    on_disk.insert(oid.to_string(), b.size);
+                }
+                None => {
+                    report.strays.push(format!("{kind}/{}", b.name));
+                    if repair {
+                        store.quarantine_blocking(kind, &b.name)?;
+                    }
+                }
+            }
+        }
+        for (k, oid_s, size) in referenced.iter().filter(|(k, _, _)| *k == kind) {
+            let label = format!("{k}:{oid_s}");
+            let Some(disk_size) = on_disk.remove(oid_s) else {
+                let holders = db.projects_holding(*k, oid_s).await?;
+                report
+                    .missing
+                    .push(format!("{label} (held by {})", holders.join(", ")));
+                if repair {
+                    db.forget_object(*k, oid_s).await?;
+                }
+                continue;
+            };
+            let Ok(oid) = oid_s.parse::<ObjectId>() else {
+                report.corrupt.push(format!("{label} (bad id in index)"));
+                if repair {
+                    db.forget_object(*k, oid_s).await?;
+                }
+                continue;
+            };
+            let key = BlobKey { kind: *k, oid };
+            let mut bad = None;
+            if disk_size != *size {
+                bad = Some(format!("size {disk_size}, index says {size}"));
+            } else if !quick {
+                let s = store.clone();
+                let digest = tokio::task::spawn_blocking(move || s.hash_blocking(key))
+                    .await
+                    .map_err(|e| {
+                        StoreError::io("hashing", std::io::Error::other(e.to_string()))
+                    })??;
+                if let Some(d) = digest {
+                    if &d != oid.digest() {
+                        bad = Some(format!("content hashes to {}", hex::encode(d)));
+                    }
+                }
+            }
+            if let Some(why) = bad {
+                report.corrupt.push(format!("{label} ({why})"));
+                if repair {
+                    let name = oid.to_string();
+                    store.quarantine_blocking(*k, &format!("{}/{}", &name[..2], &name[2..]))?;
+                    db.forget_object(*k, oid_s).await?;
+                }
+            }
+        }
+        for oid_s in on_disk.keys() {
+            report.orphans.push(format!("{kind}:{oid_s}"));
+            if repair {
+                store.quarantine_blocking(kind, &format!("{}/{}", &oid_s[..2], &oid_s[2..]))?;
+            }
+        }
+    }
+    report.orphans.sort();
+    Ok(report)
+}

@@ -1,0 +1,529 @@
+//! The filesystem blob store: `{data}/blobs/{kind}/{ab}/{cdef...}`, uploads in `{data}/tmp/`.
+
+use std::fs::{self, File};
+use std::io::{self, Read, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use lode_proto::{HashKind, ObjectId};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+use tokio_util::io::ReaderStream;
+
+use super::{
+    BlobKey, BlobMeta, BlobStore, ByteStream, ListedBlob, Staged, StagedInner, StoreError,
+    StoreResult,
+};
+use crate::hashing::ObjectHasher;
+
+/// Bodies up to this size are hashed and written in one blocking step; larger ones are written
+/// while they arrive, in pieces of this size, so memory per upload stays bounded.
+const PIECE: usize = 1 << 20;
+/// Pieces queued between the network and the disk writer of one upload.
+const QUEUE: usize = 4;
+/// Read size when serving blobs.
+const READ_BUF: usize = 256 * 1024;
+
+pub struct FsStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    quarantine: PathBuf,
+    max_size: u64,
+}
+
+impl FsStore {
+    /// Opens the store under `data`, creating its folders. `max_size` caps a single object.
+    pub fn open(data: &Path, max_size: u64) -> StoreResult<Arc<FsStore>> {
+        let store = FsStore {
+            blobs: data.join("blobs"),
+            tmp: data.join("tmp"),
+            quarantine: data.join("quarantine"),
+            max_size,
+        };
+        for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
+            let dir = store.blobs.join(kind.as_str());
+            fs::create_dir_all(&dir)
+                .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        }
+        fs::create_dir_all(&store.tmp)
+            .map_err(|e| StoreError::io(format!("creating {}", store.tmp.display()), e))?;
+        Ok(Arc::new(store))
+    }
+
+    /// Deletes uploads left behind by a crash. Only safe when no server is running on this
+    /// data folder (the caller holds the data folder lock).
+    pub fn clean_tmp(&self) -> StoreResult<usize> {
+        let mut n = 0;
+        let entries = fs::read_dir(&self.tmp)
+            .map_err(|e| StoreError::io(format!("listing {}", self.tmp.display()), e))?;
+        for entry in entries.flatten() {
+            if fs::remove_file(entry.path()).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    pub fn blob_path(&self, key: BlobKey) -> PathBuf {
+        let name = key.oid.to_string();
+        self.blobs
+            .join(key.kind.as_str())
+            .join(&name[..2])
+            .join(&name[2..])
+    }
+
+    fn new_temp(&self) -> StoreResult<(File, tempfile::TempPath)> {
+        let tmp = tempfile::Builder::new()
+            .prefix("upload-")
+            .suffix(".part")
+            .tempfile_in(&self.tmp)
+            .map_err(|e| StoreError::io(format!("creating a file in {}", self.tmp.display()), e))?;
+        Ok(tmp.into_parts())
+    }
+}
+
+fn write_err(key: BlobKey, e: io::Error) -> StoreError {
+    if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
+        StoreError::NoSpace(key)
+    } else {
+        StoreError::io(format!("writing {key}"), e)
+    }
+}
+
+fn join_err(e: tokio::task::JoinError) -> StoreError {
+    StoreError::io("blocking task failed", io::Error::other(e.to_string()))
+}
+
+fn check_digest(key: BlobKey, actual: [u8; 16]) -> StoreResult<()> {
+    if &actual == key.oid.digest() {
+        Ok(())
+    } else {
+        Err(StoreError::HashMismatch {
+            key,
+            expected: key.oid.hex(),
+            actual: hex::encode(actual),
+        })
+    }
+}
+
+/// Writes the whole (small) body to a new temp file and fsyncs it.
+fn write_small(store: &FsStore, key: BlobKey, data: &[u8]) -> StoreResult<tempfile::TempPath> {
+    let (mut file, path) = store.new_temp()?;
+    file.write_all(data).map_err(|e| write_err(key, e))?;
+    file.sync_all().map_err(|e| write_err(key, e))?;
+    Ok(path)
+}
+
+impl FsStore {
+    async fn stage_impl(
+        self: Arc<Self>,
+        key: BlobKey,
+        mut body: ByteStream,
+    ) -> StoreResult<Staged> {
+        let target = self.blob_path(key);
+        let exists = tokio::fs::try_exists(&target).await.unwrap_or(false);
+        let mut first = BytesMut::new();
+        let mut total: u64 = 0;
+        let mut ended = false;
+        while first.len() < PIECE {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(StoreError::Body)?;
+                    total += chunk.len() as u64;
+                    if total > self.max_size {
+                        return Err(StoreError::TooLarge(key, self.max_size));
+                    }
+                    first.extend_from_slice(&chunk);
+                }
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended {
+            let store = self.clone();
+            let data = first.freeze();
+            return tokio::task::spawn_blocking(move || {
+                let mut h = ObjectHasher::new(key.kind);
+                h.update(&data);
+                check_digest(key, h.finish())?;
+                let inner = if exists {
+                    StagedInner::Existing
+                } else {
+                    StagedInner::Temp(write_small(&store, key, &data)?)
+                };
+                Ok(Staged {
+                    key,
+                    size: data.len() as u64,
+                    inner,
+                })
+            })
+            .await
+            .map_err(join_err)?;
+        }
+
+        // Large body: a blocking writer hashes and writes pieces while the network fills the
+        // next ones. The bounded queue is what keeps memory flat for any object size.
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+        let temp = if exists {
+            None
+        } else {
+            let store = self.clone();
+            Some(
+                tokio::task::spawn_blocking(move || store.new_temp())
+                    .await
+                    .map_err(join_err)??,
+            )
+        };
+        let writer = tokio::task::spawn_blocking(move || -> StoreResult<_> {
+            let mut h = ObjectHasher::new(key.kind);
+            let mut temp = temp;
+            while let Some(piece) = rx.blocking_recv() {
+                h.update(&piece);
+                if let Some((file, _)) = temp.as_mut() {
+                    file.write_all(&piece).map_err(|e| write_err(key, e))?;
+                }
+            }
+            if let Some((file, _)) = temp.as_mut() {
+                file.sync_all().map_err(|e| write_err(key, e))?;
+            }
+            Ok((h.finish(), temp.map(|(_, path)| path)))
+        });
+
+        let mut piece = first;
+        let received: StoreResult<()> = async {
+            loop {
+                // A failed send means the writer stopped early; its own error is reported below.
+                if piece.len() >= PIECE && tx.send(piece.split().freeze()).await.is_err() {
+                    return Ok(());
+                }
+                match body.next().await {
+                    Some(chunk) => {
+                        let chunk = chunk.map_err(StoreError::Body)?;
+                        total += chunk.len() as u64;
+                        if total > self.max_size {
+                            return Err(StoreError::TooLarge(key, self.max_size));
+                        }
+                        piece.extend_from_slice(&chunk);
+                    }
+                    None => {
+                        if !piece.is_empty() {
+                            let _ = tx.send(piece.split().freeze()).await;
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        .await;
+        drop(tx);
+        let written = writer.await.map_err(join_err);
+        // A body error wins over whatever the writer saw: the upload is incomplete either way,
+        // and the temp file is removed when `written` is dropped.
+        received?;
+        let (digest, path) = written??;
+        check_digest(key, digest)?;
+        Ok(Staged {
+            key,
+            size: total,
+            inner: match path {
+                Some(p) => StagedInner::Temp(p),
+                None => StagedInner::Existing,
+            },
+        })
+    }
+
+    fn commit_blocking(&self, staged: Staged) -> StoreResult<()> {
+        let key = staged.key;
+        let StagedInner::Temp(temp) = staged.inner else {
+            return Ok(());
+        };
+        let target = self.blob_path(key);
+        if target.exists() {
+            // Another upload of the same object won the race; its bytes are the same.
+            return Ok(());
+        }
+        let parent = target
+            .parent()
+            .ok_or_else(|| StoreError::io("blob path", io::Error::other("no parent")))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+        fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
+            .map_err(|e| StoreError::io(format!("protecting {key}"), e))?;
+        temp.persist(&target)
+            .map_err(|e| StoreError::io(format!("moving {key} into place"), e.error))?;
+        // The rename is only durable once the folder entry is on disk too.
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io(format!("syncing {}", parent.display()), e))?;
+        Ok(())
+    }
+}
+
+impl BlobStore for Arc<FsStore> {
+    fn stage(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<Staged>> {
+        self.clone().stage_impl(key, body).boxed()
+    }
+
+    fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn Read + Send>> {
+        let path: PathBuf = match &staged.inner {
+            StagedInner::Temp(p) => p.to_path_buf(),
+            StagedInner::Existing => self.blob_path(staged.key),
+        };
+        let f =
+            File::open(&path).map_err(|e| StoreError::io(format!("reading {}", staged.key), e))?;
+        Ok(Box::new(io::BufReader::with_capacity(64 * 1024, f)))
+    }
+
+    fn commit(&self, staged: Staged) -> BoxFuture<'_, StoreResult<()>> {
+        let store = self.clone();
+        async move {
+            tokio::task::spawn_blocking(move || store.commit_blocking(staged))
+                .await
+                .map_err(join_err)?
+        }
+        .boxed()
+    }
+
+    fn stat(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<BlobMeta>>> {
+        let path = self.blob_path(key);
+        async move {
+            match tokio::fs::metadata(&path).await {
+                Ok(m) => Ok(Some(BlobMeta {
+                    size: m.len(),
+                    modified: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                })),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StoreError::io(format!("reading {key}"), e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn read(
+        &self,
+        key: BlobKey,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<ByteStream>>> {
+        let path = self.blob_path(key);
+        async move {
+            let mut file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(StoreError::io(format!("reading {key}"), e)),
+            };
+            if offset > 0 {
+                file.seek(SeekFrom::Start(offset))
+                    .await
+                    .map_err(|e| StoreError::io(format!("reading {key}"), e))?;
+            }
+            let stream: ByteStream = ReaderStream::with_capacity(file.take(len), READ_BUF).boxed();
+            Ok(Some(stream))
+        }
+        .boxed()
+    }
+
+    fn delete(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<bool>> {
+        let path = self.blob_path(key);
+        async move {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(StoreError::io(format!("deleting {key}"), e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn check_ready(&self) -> BoxFuture<'_, StoreResult<()>> {
+        let store = self.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let (mut f, path) = store.new_temp()?;
+                f.write_all(b"ready")
+                    .map_err(|e| StoreError::io("writing a probe file", e))?;
+                drop(path);
+                Ok(())
+            })
+            .await
+            .map_err(join_err)?
+        }
+        .boxed()
+    }
+
+    fn list_blocking(&self, kind: HashKind) -> StoreResult<Vec<ListedBlob>> {
+        let root = self.blobs.join(kind.as_str());
+        let mut out = Vec::new();
+        let prefixes = match fs::read_dir(&root) {
+            Ok(p) => p,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StoreError::io(format!("listing {}", root.display()), e)),
+        };
+        for prefix in prefixes {
+            let prefix = prefix.map_err(|e| StoreError::io("listing blobs", e))?;
+            let pname = prefix.file_name().to_string_lossy().into_owned();
+            let Ok(files) = fs::read_dir(prefix.path()) else {
+                out.push(ListedBlob {
+                    kind,
+                    name: pname,
+                    oid: None,
+                    size: 0,
+                });
+                continue;
+            };
+            for f in files {
+                let f = f.map_err(|e| StoreError::io("listing blobs", e))?;
+                let fname = f.file_name().to_string_lossy().into_owned();
+                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                out.push(ListedBlob {
+                    kind,
+                    oid: ObjectId::from_key_parts(&pname, &fname).ok(),
+                    name: format!("{pname}/{fname}"),
+                    size,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn hash_blocking(&self, key: BlobKey) -> StoreResult<Option<[u8; 16]>> {
+        let mut f = match File::open(self.blob_path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(format!("reading {key}"), e)),
+        };
+        let mut h = ObjectHasher::new(key.kind);
+        let mut buf = vec![0u8; PIECE];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| StoreError::io(format!("reading {key}"), e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(Some(h.finish()))
+    }
+
+    fn quarantine_blocking(&self, kind: HashKind, name: &str) -> StoreResult<bool> {
+        if name
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(StoreError::io(
+                format!("refusing to move '{name}'"),
+                io::Error::other("not a blob name"),
+            ));
+        }
+        let from = self.blobs.join(kind.as_str()).join(name);
+        if !from.exists() {
+            return Ok(false);
+        }
+        let to = self
+            .quarantine
+            .join(kind.as_str())
+            .join(name.replace('/', ""));
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+        }
+        fs::rename(&from, &to)
+            .map_err(|e| StoreError::io(format!("moving {} aside", from.display()), e))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hashing::digest_of;
+
+    fn key(kind: HashKind, data: &[u8]) -> BlobKey {
+        BlobKey {
+            kind,
+            oid: ObjectId::from_digest(digest_of(kind, data), false),
+        }
+    }
+
+    fn body(data: Vec<u8>, piece: usize) -> ByteStream {
+        let chunks: Vec<Result<Bytes, io::Error>> = data
+            .chunks(piece.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures::stream::iter(chunks).boxed()
+    }
+
+    #[tokio::test]
+    async fn stores_small_and_large_and_rejects_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path(), u64::MAX).unwrap();
+        for size in [0usize, 10, PIECE - 1, PIECE, 3 * PIECE + 17] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let k = key(HashKind::Md5, &data);
+            let staged = store.stage(k, body(data.clone(), 65536)).await.unwrap();
+            assert_eq!(staged.size, size as u64);
+            store.commit(staged).await.unwrap();
+            assert_eq!(std::fs::read(store.blob_path(k)).unwrap(), data);
+            assert_eq!(store.hash_blocking(k).unwrap(), Some(*k.oid.digest()));
+        }
+        let k = key(HashKind::Md5, b"other");
+        match store.stage(k, body(b"bytes".to_vec(), 2)).await {
+            Err(StoreError::HashMismatch { .. }) => {}
+            other => panic!("expected mismatch, got {:?}", other.map(|s| s.size)),
+        }
+        let big: Vec<u8> = vec![7u8; 2 * PIECE + 5];
+        assert!(store.stage(k, body(big, 100_000)).await.is_err());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn legacy_objects_keep_raw_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path(), u64::MAX).unwrap();
+        let data = b"a,b\r\n1,2\r\n".to_vec();
+        let k = key(HashKind::Md5Dos2unix, &data);
+        assert_eq!(k.oid.hex(), "e5ebd4c02cefbe7955977c67ada242b7");
+        let staged = store.stage(k, body(data.clone(), 3)).await.unwrap();
+        store.commit(staged).await.unwrap();
+        assert_eq!(std::fs::read(store.blob_path(k)).unwrap(), data);
+        assert!(store
+            .blob_path(k)
+            .starts_with(dir.path().join("blobs/md5-dos2unix")));
+    }
+
+    #[tokio::test]
+    async fn body_error_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path(), u64::MAX).unwrap();
+        let data = vec![1u8; 3 * PIECE];
+        let k = key(HashKind::Md5, &data);
+        let chunks: Vec<Result<Bytes, io::Error>> = vec![
+            Ok(Bytes::from(data[..2 * PIECE].to_vec())),
+            Err(io::Error::other("connection reset")),
+        ];
+        assert!(matches!(
+            store.stage(k, futures::stream::iter(chunks).boxed()).await,
+            Err(StoreError::Body(_))
+        ));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        assert!(!store.blob_path(k).exists());
+    }
+}

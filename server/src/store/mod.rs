@@ -1,0 +1,124 @@
+//! Content-addressed blob storage. Blobs are named by (hash kind, object id) and shared by every
+//! project; which project may see which blob is the index's business, not the store's.
+//!
+//! Writing is two-phase so callers can inspect an upload before it becomes visible: `stage` takes
+//! the whole body, hashes it and refuses it unless the hash matches the name; `commit` then makes
+//! it visible atomically. Dropping a `Staged` without committing discards it.
+
+mod fs;
+
+pub use fs::FsStore;
+
+use std::io;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use lode_proto::{HashKind, ObjectId};
+
+/// A stream of body bytes; errors are the client's (a broken connection, a body timeout).
+pub type ByteStream = BoxStream<'static, Result<Bytes, io::Error>>;
+
+/// The identity of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlobKey {
+    pub kind: HashKind,
+    pub oid: ObjectId,
+}
+
+impl std::fmt::Display for BlobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.oid)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BlobMeta {
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// A fully received upload whose hash matched, not yet visible.
+pub struct Staged {
+    pub key: BlobKey,
+    pub size: u64,
+    pub(crate) inner: StagedInner,
+}
+
+pub(crate) enum StagedInner {
+    /// New bytes waiting in a temporary file (deleted if dropped).
+    Temp(tempfile::TempPath),
+    /// The blob already existed; the body was hashed and matched, nothing was written.
+    Existing,
+}
+
+/// A blob found on the backend by a listing.
+#[derive(Debug, Clone)]
+pub struct ListedBlob {
+    pub kind: HashKind,
+    /// The file name as found (may not be a valid object id).
+    pub name: String,
+    pub oid: Option<ObjectId>,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("content of {key} does not match its name: expected {kind} {expected}, the body hashes to {actual}", kind = key.kind)]
+    HashMismatch {
+        key: BlobKey,
+        expected: String,
+        actual: String,
+    },
+    #[error("upload of {0} is larger than the server's limit of {1} bytes")]
+    TooLarge(BlobKey, u64),
+    #[error("upload body ended with an error: {0}")]
+    Body(io::Error),
+    #[error("no space left on the server's disk while storing {0}")]
+    NoSpace(BlobKey),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> StoreError {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub trait BlobStore: Send + Sync + 'static {
+    /// Receives a body for `key`, verifying it hashes to the key's name.
+    fn stage(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<Staged>>;
+    /// Reads a staged upload's bytes (blocking; call from a blocking thread).
+    fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn io::Read + Send>>;
+    /// Makes a staged upload visible under its key, atomically and durably.
+    fn commit(&self, staged: Staged) -> BoxFuture<'_, StoreResult<()>>;
+    fn stat(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<BlobMeta>>>;
+    /// `len` bytes from `offset`; `None` when the blob does not exist.
+    fn read(
+        &self,
+        key: BlobKey,
+        offset: u64,
+        len: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<ByteStream>>>;
+    /// Removes a blob; false if it was not there.
+    fn delete(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Proves the backend is writable.
+    fn check_ready(&self) -> BoxFuture<'_, StoreResult<()>>;
+    /// Every blob of a kind (blocking; for fsck and garbage collection).
+    fn list_blocking(&self, kind: HashKind) -> StoreResult<Vec<ListedBlob>>;
+    /// Recomputes a blob's hash (blocking); `None` when it does not exist.
+    fn hash_blocking(&self, key: BlobKey) -> StoreResult<Option<[u8; 16]>>;
+    /// Moves a blob, or a listed stray file, out of the way for inspection (blocking).
+    fn quarantine_blocking(&self, kind: HashKind, name: &str) -> StoreResult<bool>;
+}

@@ -1,0 +1,338 @@
+//! A real `lode-server` process for end-to-end tests: a temporary data folder, a port chosen by
+//! the OS, projects and tokens made with `lode-server admin`, and the process killed on drop.
+//!
+//! ```no_run
+//! let server = lode_e2e::server::Server::start();
+//! let token = server.project_with_token("ml", "write");
+//! let remote_url = server.project_url("ml"); // what `dvc remote add` / `lode remote add` take
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::repo::Run;
+
+/// How long a server may take to print its address and answer `/healthz`.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct Server {
+    child: Option<Child>,
+    /// Holds the data folder (`data/`) and the server's log (`server.log`).
+    home: TempDir,
+    data_dir: PathBuf,
+    url: String,
+    extra_env: Vec<(String, String)>,
+    log_generation: u32,
+}
+
+impl Server {
+    /// Starts a server on a fresh, empty data folder.
+    pub fn start() -> Server {
+        Server::start_with_env(&[])
+    }
+
+    /// Starts a server with extra environment variables (e.g. `LODE_MAX_OBJECT_SIZE`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Server {
+        Server::start_in(None, env)
+    }
+
+    /// Starts a server on the given data folder (a fresh temporary one when `None`).
+    pub fn start_in(data_dir: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        let home = tempfile::Builder::new()
+            .prefix("lode-server-")
+            .tempdir()
+            .expect("temp dir");
+        let data_dir = data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| home.path().join("data"));
+        let mut s = Server {
+            child: None,
+            home,
+            data_dir,
+            url: String::new(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            log_generation: 0,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        self.log_generation += 1;
+        let log_path = self.log_path_of(self.log_generation);
+        let log = std::fs::File::create(&log_path).expect("server log file");
+        let mut cmd = Command::new(crate::bins::lode_server());
+        cmd.arg("serve")
+            .env("LODE_DATA_DIR", &self.data_dir)
+            .env("LODE_LISTEN", "127.0.0.1:0")
+            .env("LODE_LOG", "info,lode_server=debug,tower_http=debug")
+            .env_remove("LODE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn lode-server");
+        let stdout = child.stdout.take().expect("server stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("lode-server listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(START_DEADLINE) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "lode-server did not report its address; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+        };
+        self.child = Some(child);
+        self.url = url;
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let client = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + START_DEADLINE;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("lode-server exited ({status}); log:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lode-server not healthy in time; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The DVC/lode remote URL of a project.
+    pub fn project_url(&self, project: &str) -> String {
+        format!("{}/{project}", self.url)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn log_path_of(&self, generation: u32) -> PathBuf {
+        self.home.path().join(format!("server-{generation}.log"))
+    }
+
+    /// Everything every run of this server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        (1..=self.log_generation)
+            .map(|g| std::fs::read_to_string(self.log_path_of(g)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Runs `lode-server <args>` on this server's data folder.
+    pub fn cli(&self, args: &[&str]) -> Run {
+        Command::new(crate::bins::lode_server())
+            .args(args)
+            .env("LODE_DATA_DIR", &self.data_dir)
+            .env_remove("LODE_CONFIG")
+            .output()
+            .expect("run lode-server")
+            .into()
+    }
+
+    /// Runs `lode-server admin <args>`, panicking on failure.
+    pub fn admin(&self, args: &[&str]) -> Run {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        self.cli(&all).ok()
+    }
+
+    /// The last line of stdout: where `admin token create` prints the token.
+    fn last_line(run: &Run) -> String {
+        run.stdout
+            .lines()
+            .last()
+            .expect("token line")
+            .trim()
+            .to_string()
+    }
+
+    pub fn create_project(&self, name: &str) {
+        self.admin(&["project", "create", name]);
+    }
+
+    /// A project token with `role` (`read`, `write` or `admin`).
+    pub fn token(&self, project: &str, role: &str) -> String {
+        Self::last_line(&self.admin(&["token", "create", "--project", project, "--role", role]))
+    }
+
+    /// Creates the project and returns a token with `role` on it.
+    pub fn project_with_token(&self, project: &str, role: &str) -> String {
+        self.create_project(project);
+        self.token(project, role)
+    }
+
+    /// A token of a server admin user.
+    pub fn server_admin_token(&self) -> String {
+        Self::last_line(&self.admin(&["token", "create", "--server-admin"]))
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit on its own.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        let pid = self.pid()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let mut c = self.child.take()?;
+        c.wait().ok()
+    }
+
+    /// Sends SIGTERM without waiting; `wait` collects the exit.
+    pub fn signal_terminate(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self) -> Option<ExitStatus> {
+        self.child.take()?.wait().ok()
+    }
+
+    /// Starts the server again on the same data folder (after `kill` or `terminate`).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Path of an object under a project's remote URL: `files/md5/ab/cdef...` (DVC 3).
+pub fn object_path(oid: &str) -> String {
+    format!("files/md5/{}/{}", &oid[..2], &oid[2..])
+}
+
+/// Path of a legacy (md5-dos2unix) object: `ab/cdef...`.
+pub fn legacy_object_path(oid: &str) -> String {
+    format!("{}/{}", &oid[..2], &oid[2..])
+}
+
+/// Hex MD5 of bytes.
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+/// The answer to a raw HTTP request: status code, headers (lowercased names) and body.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Server {
+    /// Sends `METHOD target` exactly as given (no path normalisation, unlike HTTP clients) with
+    /// the given extra header lines and body, and reads the whole answer.
+    pub fn raw(&self, method: &str, target: &str, headers: &[&str], body: &[u8]) -> RawResponse {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let mut req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).expect("send");
+        s.write_all(body).expect("send body");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        RawResponse {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    /// Every file under the data folder's `blobs/` and `tmp/`, relative to the data folder.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["blobs", "tmp"] {
+            for e in walkdir::WalkDir::new(self.data_dir.join(sub))
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+            {
+                if let Ok(rel) = e.path().strip_prefix(&self.data_dir) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
