@@ -223,6 +223,12 @@ pub struct GcArgs {
     /// Keep what every commit's `.dvc` files use.
     #[arg(short = 'A', long)]
     pub all_commits: bool,
+    /// Keep what this commit's `.dvc` files use.
+    #[arg(long, value_name = "COMMIT")]
+    pub rev: Option<String>,
+    /// With `--rev` or `--all-branches`: keep the last NUM commits of each (default 1).
+    #[arg(short = 'n', long)]
+    pub num: Option<usize>,
     /// Also collect garbage on the remote.
     #[arg(short, long)]
     pub cloud: bool,

@@ -173,6 +173,28 @@ impl Git {
         Ok(commits)
     }
 
+    /// `rev` and the commits before it along first parents, `num` in all (`rev`, `rev~1`, ...).
+    pub fn first_parent_commits(&self, rev: &str, num: usize) -> Result<Vec<String>, GitError> {
+        if num == 0 {
+            return Ok(Vec::new());
+        }
+        let verify = run(
+            &self.root,
+            &["rev-parse", "--verify", "-q", &format!("{rev}^{{commit}}")],
+        )?;
+        if !verify.status.success() {
+            return Err(GitError::Failed {
+                args: format!("rev-parse {rev}"),
+                stderr: format!("unknown Git revision '{rev}'"),
+            });
+        }
+        let max = format!("--max-count={num}");
+        Ok(lines(&run_ok(
+            &self.root,
+            &["rev-list", "--first-parent", &max, rev, "--"],
+        )?))
+    }
+
     /// Every commit reachable from `HEAD`, local branches, remote-tracking branches and tags,
     /// which is what DVC's `--all-commits` walks.
     pub fn all_commits(&self) -> Result<Vec<String>, GitError> {

@@ -217,6 +217,24 @@ fn history_scopes_match_dvc() {
         assert!(left.contains(&key(content)), "-A: {content:?}");
     }
     assert!(!left.contains(&key("orphan\n")));
+    let (left, _) = gc_both(&h, &["gc", "--rev", "main", "-n", "2", "-f"]);
+    for (content, kept) in [
+        ("v4\n", true),
+        ("v2b\n", true),
+        ("v2\n", true),
+        ("v1\n", false),
+        ("v3\n", false),
+    ] {
+        assert_eq!(
+            left.contains(&key(content)),
+            kept,
+            "--rev main -n 2: {content:?}"
+        );
+    }
+    gc_both(&h, &["gc", "--rev", "v1", "-f"]);
+    gc_both(&h, &["gc", "-a", "-n", "2", "-f"]);
+    gc_both(&h, &["gc", "-a", "-T", "-n", "3", "-f"]);
+    gc_both(&h, &["gc", "-w", "-n", "2", "-f"]);
     gc_both(&h, &["gc", "-a", "-T", "-f"]);
     gc_both(&h, &["gc", "-w", "--all-commits", "-f"]);
 }

@@ -29,12 +29,25 @@ fn warning_text(args: &GcArgs) -> String {
     let mut msg = String::from("This will remove all cache except items used in the workspace");
     if args.all_commits {
         msg.push_str(" and all git commits");
-    } else if args.all_branches && args.all_tags {
-        msg.push_str(" and all git branches and tags");
-    } else if args.all_branches {
-        msg.push_str(" and all git branches");
-    } else if args.all_tags {
-        msg.push_str(" and all git tags");
+    } else {
+        match (args.all_branches, args.all_tags, args.num) {
+            (true, true, Some(n)) => msg.push_str(&format!(
+                " and last {n} commits from all git branches and all git tags"
+            )),
+            (true, true, None) => msg.push_str(" and all git branches and tags"),
+            (true, false, Some(n)) => {
+                msg.push_str(&format!(" and last {n} commits from all git branches"))
+            }
+            (true, false, None) => msg.push_str(" and all git branches"),
+            (false, true, _) => msg.push_str(" and all git tags"),
+            (false, false, _) => {}
+        }
+        if let Some(rev) = &args.rev {
+            msg.push_str(&format!(
+                " and last {} commits from {rev}",
+                args.num.unwrap_or(1)
+            ));
+        }
     }
     msg.push_str(" of the current repo.");
     msg
@@ -145,18 +158,24 @@ fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache) -> Result<Used, LodeE
         used.add_file(&DvcFile::load(&path)?);
     }
 
-    if args.all_branches || args.all_tags || args.all_commits {
+    if args.all_branches || args.all_tags || args.all_commits || args.rev.is_some() {
         let git = Git::discover(&repo.root).map_err(git_err)?.ok_or_else(|| {
             LodeError::Other(
                 "`--all-branches`, `--all-tags` and `--all-commits` need a Git repository".into(),
             )
         })?;
+        let num = args.num.unwrap_or(1);
         let mut revs: Vec<String> = Vec::new();
+        if let Some(rev) = &args.rev {
+            revs.extend(git.first_parent_commits(rev, num).map_err(git_err)?);
+        }
         if args.all_commits {
             revs.extend(git.all_commits().map_err(git_err)?);
         } else {
             if args.all_branches {
-                revs.extend(git.branch_commits().map_err(git_err)?);
+                for tip in git.branch_commits().map_err(git_err)? {
+                    revs.extend(git.first_parent_commits(&tip, num).map_err(git_err)?);
+                }
             }
             if args.all_tags {
                 revs.extend(git.tag_commits().map_err(git_err)?);
@@ -251,11 +270,21 @@ fn collect_garbage(dir: &Path, used: &HashSet<ObjectId>, dry: bool) -> Result<us
 
 pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
     let repo = Repo::from_cwd()?;
-    if !(args.workspace || args.all_branches || args.all_tags || args.all_commits) {
+    if !(args.workspace
+        || args.all_branches
+        || args.all_tags
+        || args.all_commits
+        || args.rev.is_some())
+    {
         return Err(LodeError::Other(
             "Either of `-w|--workspace`, `-a|--all-branches`, `-T|--all-tags` \
              `--all-experiments`, `--all-commits`, `--date` or `--rev` needs to be set."
                 .into(),
+        ));
+    }
+    if args.num.is_some() && !(args.rev.is_some() || args.all_branches) {
+        return Err(LodeError::Other(
+            "`--num` can only be used alongside `--rev` or `--all-branches`".into(),
         ));
     }
     let force = args.force || args.dry;

@@ -42,9 +42,10 @@ impl Repo {
             if dir.join(".dvc").is_dir() {
                 return Ok(dir.to_path_buf());
             }
+            // Like DVC, the search stops at the file system the start folder is on.
             match dir.parent() {
-                Some(p) => dir = p,
-                None => return Err(LodeError::NotARepo(dir.to_path_buf())),
+                Some(p) if !is_mount_point(dir, p) => dir = p,
+                _ => return Err(LodeError::NotARepo(dir.to_path_buf())),
             }
         }
     }
@@ -95,6 +96,15 @@ impl Repo {
     /// once. Held until the returned guard is dropped.
     pub fn lock(&self) -> Result<RepoLock, LodeError> {
         RepoLock::acquire(&self.tmp_dir().join("lock"))
+    }
+}
+
+/// Python's `os.path.ismount`: `dir` is on another device than `parent`, or is the same inode.
+fn is_mount_point(dir: &Path, parent: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(dir), std::fs::metadata(parent)) {
+        (Ok(d), Ok(p)) => d.dev() != p.dev() || d.ino() == p.ino(),
+        _ => false,
     }
 }
 
