@@ -483,4 +483,81 @@ mod tests {
         let doc = parse(text).expect("parse");
         assert_eq!(write(&doc).expect("write"), text);
     }
+
+    /// Expected values come from configobj 5.0.9 parsing `k = <value>` in a section.
+    #[test]
+    fn values_match_configobj_table() {
+        let cases: &[(&str, Option<Value>)] = &[
+            ("a", Some(s("a"))),
+            ("a b", Some(s("a b"))),
+            (" a", Some(s("a"))),
+            ("a  ", Some(s("a"))),
+            ("\"a\"", Some(s("a"))),
+            ("'a'", Some(s("a"))),
+            ("\"a\" # c", Some(s("a"))),
+            ("a # c", Some(s("a"))),
+            ("a#c", Some(s("a"))),
+            ("\"a#c\"", Some(s("a#c"))),
+            ("'a,b'", Some(s("a,b"))),
+            ("a, b", Some(l(&["a", "b"]))),
+            ("a,b,c", Some(l(&["a", "b", "c"]))),
+            ("a,", Some(l(&["a"]))),
+            (",", Some(l(&[]))),
+            ("\"a\", 'b', c", Some(l(&["a", "b", "c"]))),
+            ("\"a\" , \"b\" ,", Some(l(&["a", "b"]))),
+            ("a b, c d", Some(l(&["a b", "c d"]))),
+            ("\"\"", Some(s(""))),
+            ("''", Some(s(""))),
+            ("\"", None),
+            ("'", None),
+            ("a\"b", Some(s("a\"b"))),
+            ("\"a\"b\"", Some(s("a\"b"))),
+            ("a, \"b", None),
+            ("= x", Some(s("= x"))),
+            ("a = b", Some(s("a = b"))),
+            ("x, # c", Some(l(&["x"]))),
+            ("\"a\"#c", Some(s("a"))),
+            ("a,\"b\"", Some(l(&["a", "b"]))),
+            (" , a", None),
+            ("a,,b", None),
+            ("\"a,b\",c", Some(l(&["a,b", "c"]))),
+        ];
+        for (raw, want) in cases {
+            let got = parse(&format!("[s]\nk = {raw}\n"))
+                .ok()
+                .map(|d| d.sections[0].1[0].1.clone());
+            assert_eq!(&got, want, "value {raw:?}");
+        }
+    }
+
+    /// Expected text comes from configobj 5.0.9 writing `{"s": {"k": value}}`.
+    #[test]
+    fn quoting_matches_configobj_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("a", Some("a")),
+            ("a b", Some("a b")),
+            (" a", Some("\" a\"")),
+            ("a ", Some("\"a \"")),
+            ("a,b", Some("\"a,b\"")),
+            ("a#b", Some("\"a#b\"")),
+            ("it's", Some("it's")),
+            ("say \"hi\"", Some("'say \"hi\"'")),
+            ("a\"b'c", Some("'''a\"b'c'''")),
+            ("a\nb", Some("'''a\nb'''")),
+            ("'x'", Some("\"'x'\"")),
+            ("\"x\"", Some("'\"x\"'")),
+            ("x\ty", Some("x\ty")),
+            ("#", Some("\"#\"")),
+            ("a'#\"", Some("'''a'#\"'''")),
+            ("\tx", Some("\"\tx\"")),
+            ("\u{e9}", Some("\u{e9}")),
+            ("", Some("\"\"")),
+            ("a, b", Some("\"a, b\"")),
+            ("x'''y\"\"\"z", None),
+        ];
+        for (value, want) in cases {
+            let got = quote_str(value, true).ok();
+            assert_eq!(got.as_deref(), *want, "value {value:?}");
+        }
+    }
 }
