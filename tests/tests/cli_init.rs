@@ -149,3 +149,15 @@ fn init_quiet_prints_nothing() {
     assert_eq!(r.stdout, "");
     assert!(s.join(".dvc/config").is_file());
 }
+
+#[test]
+fn no_scm_inside_git_leaves_gitignore_alone() {
+    let s = Scratch::git();
+    let r = s.lode(&["init", "--no-scm"]).ok();
+    assert!(!r.stdout.contains("commit the changes to git"));
+    assert!(!s.join(".dvc/.gitignore").exists());
+    s.write("a.txt", "a\n");
+    s.lode(&["add", "-q", "a.txt"]).ok();
+    assert!(s.join("a.txt.dvc").is_file());
+    assert!(!s.join(".gitignore").exists());
+}

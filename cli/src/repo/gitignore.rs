@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::git::{Git, GitError};
+use crate::repo::config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitignoreError {
@@ -94,9 +95,22 @@ pub fn add_entry_with(git: &Git, output: &Path) -> Result<Option<PathBuf>, Gitig
     Ok(Some(gitignore))
 }
 
-/// [`add_entry_with`] for the Git work tree around `repo_root`; `None` outside Git.
+/// The Git work tree DVC would use for the repository at `repo_root`: none when the repository
+/// was set up with `core.no_scm = true`, even inside a Git work tree.
+pub fn scm_for(repo_root: &Path) -> Result<Option<Git>, GitignoreError> {
+    let dvc_dir = repo_root.join(".dvc");
+    if let Ok(config) = Config::load_unvalidated(Some(&dvc_dir)) {
+        if config.get_bool("core", "no_scm") == Some(true) {
+            return Ok(None);
+        }
+    }
+    Ok(Git::discover(repo_root)?)
+}
+
+/// [`add_entry_with`] for the Git work tree around `repo_root`; `None` outside Git or with
+/// `core.no_scm`.
 pub fn add_entry(repo_root: &Path, output: &Path) -> Result<Option<PathBuf>, GitignoreError> {
-    match Git::discover(repo_root)? {
+    match scm_for(repo_root)? {
         Some(git) => add_entry_with(&git, output),
         None => Ok(None),
     }
@@ -128,9 +142,10 @@ pub fn remove_entry_with(git: &Git, output: &Path) -> Result<Option<PathBuf>, Gi
     Ok(Some(gitignore))
 }
 
-/// [`remove_entry_with`] for the Git work tree around `repo_root`; `None` outside Git.
+/// [`remove_entry_with`] for the Git work tree around `repo_root`; `None` outside Git or with
+/// `core.no_scm`.
 pub fn remove_entry(repo_root: &Path, output: &Path) -> Result<Option<PathBuf>, GitignoreError> {
-    match Git::discover(repo_root)? {
+    match scm_for(repo_root)? {
         Some(git) => remove_entry_with(&git, output),
         None => Ok(None),
     }
@@ -197,6 +212,16 @@ mod tests {
             std::fs::read_to_string(root.join(".gitignore")).expect("read"),
             "*.csv\n"
         );
+    }
+
+    #[test]
+    fn no_scm_repository_inside_git_does_nothing() {
+        let dir = git_repo();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join(".dvc")).expect("mkdir");
+        std::fs::write(root.join(".dvc/config"), "[core]\n    no_scm = True\n").expect("write");
+        assert_eq!(add_entry(root, &root.join("d.csv")).expect("add"), None);
+        assert!(!root.join(".gitignore").exists());
     }
 
     #[test]
