@@ -41,6 +41,43 @@ pub enum Command {
     Cache(CacheArgs),
     /// Remove unused objects from the cache.
     Gc(GcArgs),
+    /// Upload tracked data to a remote.
+    Push(TransferArgs),
+    /// Download tracked data from a remote into the cache.
+    Fetch(TransferArgs),
+    /// Download tracked data from a remote and check it out into the workspace.
+    Pull(PullArgs),
+}
+
+/// What `push` and `fetch` transfer, and how.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// `.dvc` files or outputs (all of the workspace's when none).
+    pub targets: Vec<PathBuf>,
+    /// The remote (default: `core.remote`).
+    #[arg(short, long)]
+    pub remote: Option<String>,
+    /// Parallel transfers.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Also the data of every branch tip.
+    #[arg(short, long)]
+    pub all_branches: bool,
+    /// Also the data of every tag.
+    #[arg(short = 'T', long)]
+    pub all_tags: bool,
+    /// Also the data of every commit.
+    #[arg(short = 'A', long)]
+    pub all_commits: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// Overwrite workspace changes without asking.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

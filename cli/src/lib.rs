@@ -6,6 +6,7 @@ pub mod commands;
 pub mod error;
 pub mod git;
 pub mod hash;
+pub mod remote;
 pub mod repo;
 
 pub use error::LodeError;

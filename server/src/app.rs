@@ -160,6 +160,9 @@ pub fn router(state: SharedState) -> Router {
                 ))
                 .layer(CompressionLayer::new()),
         )
+        // Bulk transfers stream for as long as they take, like single objects: outside the
+        // API's request timeout and JSON body limit.
+        .merge(routes::packs::router())
         .fallback(routes::api::not_found);
 
     let request_id = HeaderName::from_static("x-request-id");

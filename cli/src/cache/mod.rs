@@ -102,6 +102,26 @@ pub struct Staged {
     tmp: Option<TempPath>,
 }
 
+impl Staged {
+    /// An object whose bytes were written to `tmp` (from [`Cache::temp_for`]) and verified
+    /// against `oid` by the caller. The file is made read-only here, as cache objects are.
+    pub fn received(
+        oid: ObjectId,
+        kind: HashKind,
+        size: u64,
+        tmp: TempPath,
+    ) -> Result<Staged, CacheError> {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))
+            .map_err(io_err(&tmp))?;
+        Ok(Staged {
+            oid,
+            size,
+            kind,
+            tmp: Some(tmp),
+        })
+    }
+}
+
 impl Cache {
     pub fn new(root: PathBuf, link_types: Vec<LinkType>, shared_group: bool) -> Cache {
         umask();
@@ -234,6 +254,18 @@ impl Cache {
             kind,
             tmp: Some(path),
         })
+    }
+
+    /// A temp file in the folder where `oid` will live, for bytes arriving from elsewhere (a
+    /// remote). Once they are verified, [`Staged::received`] hands the file to [`Cache::commit`].
+    pub fn temp_for(
+        &self,
+        oid: &ObjectId,
+        kind: HashKind,
+    ) -> Result<tempfile::NamedTempFile, CacheError> {
+        let dest = self.object_path(oid, kind);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        self.temp_in(&dir)
     }
 
     /// An existing object with DVC's read-only mode is trusted as whole and correct.

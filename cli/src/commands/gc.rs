@@ -293,24 +293,27 @@ pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
         return Ok(1);
     }
     let _lock = repo.lock()?;
-    if args.cloud {
-        let name = args.remote.clone().or_else(|| repo.config.core_remote());
-        return Err(match name {
-            None => ConfigError::Invalid(format!(
-                "no remote specified in {}. Create a default remote with\n    dvc remote add -d \
-                 <remote name> <remote url>",
+    let cloud = match (
+        args.cloud,
+        args.remote.clone().or_else(|| repo.config.core_remote()),
+    ) {
+        (false, _) => None,
+        (true, None) => {
+            let msg = format!(
+                "no remote specified in {}. Create a default remote with\n    \
+                 dvc remote add -d <remote name> <remote url>",
                 repo.root.display()
-            ))
-            .into(),
-            Some(n) if repo.config.remote(&n).is_none() => {
-                ConfigError::Invalid(format!("remote '{n}' doesn't exist.")).into()
+            );
+            return Err(ConfigError::Invalid(msg).into());
+        }
+        (true, Some(n)) => match repo.config.remote(&n) {
+            None => {
+                let msg = format!("remote '{n}' doesn't exist.");
+                return Err(ConfigError::Invalid(msg).into());
             }
-            Some(n) => LodeError::Other(format!(
-                "garbage collection on a remote ('{n}') is not supported yet; run `lode gc` \
-                 without `-c` to clean the local cache"
-            )),
-        });
-    }
+            Some(conf) => Some(conf),
+        },
+    };
     let cache = Cache::for_repo(&repo)?;
     let used = collect_used(&repo, &args, &cache)?;
     for (scheme, dir, set) in [
@@ -325,6 +328,18 @@ pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
             println!("Removed {removed} objects from {scheme} cache.");
         } else {
             println!("No unused '{scheme}' cache to remove.");
+        }
+    }
+    if let Some(conf) = cloud {
+        let failed =
+            |e: crate::remote::RemoteError| e.into_lode("failed to collect garbage on the remote");
+        let remote = crate::remote::Remote::open(&conf, args.jobs).map_err(failed)?;
+        let lines = crate::remote::gc::collect(&remote, &cache, &used.md5, &used.legacy, args.dry)
+            .map_err(failed)?;
+        if !ui.quiet {
+            for l in lines {
+                println!("{l}");
+            }
         }
     }
     Ok(0)

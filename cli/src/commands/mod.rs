@@ -6,10 +6,14 @@ pub mod cache;
 pub mod checkout;
 pub mod commit;
 pub mod config;
+pub mod fetch;
 pub mod gc;
 pub mod init;
+pub mod pull;
+pub mod push;
 pub mod remote;
 pub mod status;
+pub mod status_cloud;
 
 use crate::cli::{Cli, Command};
 use crate::LodeError;
@@ -37,5 +41,8 @@ pub fn run(cli: Cli) -> Result<u8, LodeError> {
         Command::Remote(a) => remote::run(a, ui),
         Command::Cache(a) => cache::run(a, ui),
         Command::Gc(a) => gc::run(a, ui),
+        Command::Push(a) => push::run(a, ui),
+        Command::Fetch(a) => fetch::run(a, ui),
+        Command::Pull(a) => pull::run(a, ui),
     }
 }

@@ -37,9 +37,7 @@ fn out_state(
 
 pub fn run(args: StatusArgs, ui: Ui) -> Result<u8, LodeError> {
     if args.cloud || args.remote.is_some() {
-        return Err(LodeError::Other(
-            "comparing with a remote (status -c/-r) is not supported yet".into(),
-        ));
+        return super::status_cloud::run(&args, ui);
     }
     if let Some(j) = args.jobs {
         let _ = rayon::ThreadPoolBuilder::new()

@@ -2,6 +2,7 @@
 //! the audit log. Every SQL statement of the server lives under this module.
 
 mod audit;
+mod gc;
 mod groups;
 mod objects;
 mod projects;
@@ -9,6 +10,7 @@ mod tokens;
 mod users;
 
 pub use audit::AuditEvent;
+pub use gc::HeldObject;
 pub use groups::Grantee;
 pub use objects::ObjectRef;
 pub use tokens::{NewToken, TokenRow};

@@ -1,8 +1,10 @@
 //! HTTP routes: DVC-compatible object paths, the native JSON API, health and metrics.
 
 pub mod api;
+pub mod gc;
 pub mod health;
 pub mod objects;
+pub mod packs;
 mod path;
 
 use axum::extract::FromRequestParts;

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio_util::io::ReaderStream;
 
 use super::{
-    BlobKey, BlobMeta, BlobStore, ByteStream, ListedBlob, Staged, StagedInner, StoreError,
-    StoreResult,
+    BlobKey, BlobMeta, BlobStore, ByteStream, ListedBlob, SmallRead, Staged, StagedInner,
+    StoreError, StoreResult,
 };
 use crate::hashing::ObjectHasher;
 
@@ -87,6 +87,20 @@ impl FsStore {
             .tempfile_in(&self.tmp)
             .map_err(|e| StoreError::io(format!("creating a file in {}", self.tmp.display()), e))?;
         Ok(tmp.into_parts())
+    }
+}
+
+fn sync_fs(f: &File) -> StoreResult<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(StoreError::io(
+            "flushing uploads to disk",
+            io::Error::last_os_error(),
+        ))
     }
 }
 
@@ -240,6 +254,24 @@ impl FsStore {
                 None => StagedInner::Existing,
             },
         })
+    }
+
+    /// Renames a verified temp file into place (the caller decides when it is flushed).
+    fn place(&self, key: BlobKey, temp: tempfile::TempPath) -> StoreResult<Option<PathBuf>> {
+        let target = self.blob_path(key);
+        if target.exists() {
+            return Ok(None);
+        }
+        let parent = target
+            .parent()
+            .ok_or_else(|| StoreError::io("blob path", io::Error::other("no parent")))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+        fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
+            .map_err(|e| StoreError::io(format!("protecting {key}"), e))?;
+        temp.persist(&target)
+            .map_err(|e| StoreError::io(format!("moving {key} into place"), e.error))?;
+        Ok(Some(parent.to_path_buf()))
     }
 
     fn commit_blocking(&self, staged: Staged) -> StoreResult<()> {
@@ -415,6 +447,67 @@ impl BlobStore for Arc<FsStore> {
             h.update(&buf[..n]);
         }
         Ok(Some(h.finish()))
+    }
+
+    fn stage_small_blocking(&self, key: BlobKey, data: &[u8]) -> StoreResult<Staged> {
+        if data.len() as u64 > self.max_size {
+            return Err(StoreError::TooLarge(key, self.max_size));
+        }
+        let mut h = ObjectHasher::new(key.kind);
+        h.update(data);
+        check_digest(key, h.finish())?;
+        let inner = if self.blob_path(key).exists() {
+            StagedInner::Existing
+        } else {
+            let (mut file, path) = self.new_temp()?;
+            file.write_all(data).map_err(|e| write_err(key, e))?;
+            StagedInner::Temp(path)
+        };
+        Ok(Staged {
+            key,
+            size: data.len() as u64,
+            inner,
+        })
+    }
+
+    fn commit_many_blocking(&self, staged: Vec<Staged>) -> StoreResult<()> {
+        let temps: Vec<(BlobKey, tempfile::TempPath)> = staged
+            .into_iter()
+            .filter_map(|s| match s.inner {
+                StagedInner::Temp(t) => Some((s.key, t)),
+                StagedInner::Existing => None,
+            })
+            .collect();
+        let Some((_, first)) = temps.first() else {
+            return Ok(());
+        };
+        // One filesystem-wide flush for the data, and one for the renamed folder entries.
+        let fs_handle =
+            File::open(first).map_err(|e| StoreError::io("opening a staged upload", e))?;
+        sync_fs(&fs_handle)?;
+        for (key, temp) in temps {
+            self.place(key, temp)?;
+        }
+        sync_fs(&fs_handle)
+    }
+
+    fn read_small_blocking(&self, key: BlobKey, limit: u64) -> StoreResult<Option<SmallRead>> {
+        let mut f = match File::open(self.blob_path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(format!("reading {key}"), e)),
+        };
+        let size = f
+            .metadata()
+            .map_err(|e| StoreError::io(format!("reading {key}"), e))?
+            .len();
+        if size > limit {
+            return Ok(Some(SmallRead::TooLarge(size)));
+        }
+        let mut buf = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut buf)
+            .map_err(|e| StoreError::io(format!("reading {key}"), e))?;
+        Ok(Some(SmallRead::Bytes(Bytes::from(buf))))
     }
 
     fn quarantine_blocking(&self, kind: HashKind, name: &str) -> StoreResult<bool> {

@@ -121,4 +121,19 @@ pub trait BlobStore: Send + Sync + 'static {
     fn hash_blocking(&self, key: BlobKey) -> StoreResult<Option<[u8; 16]>>;
     /// Moves a blob, or a listed stray file, out of the way for inspection (blocking).
     fn quarantine_blocking(&self, kind: HashKind, name: &str) -> StoreResult<bool>;
+    /// Verifies a small body held in memory like [`BlobStore::stage`], but leaves the temp file
+    /// unflushed: bulk uploads make a whole batch durable at once in
+    /// [`BlobStore::commit_many_blocking`], since an fsync per tiny object would dominate.
+    fn stage_small_blocking(&self, key: BlobKey, data: &[u8]) -> StoreResult<Staged>;
+    /// Makes a batch of staged uploads durable with one flush, then visible in order (blocking).
+    fn commit_many_blocking(&self, staged: Vec<Staged>) -> StoreResult<()>;
+    /// A blob's bytes when it is at most `limit` long, else only its size; `None` when absent
+    /// (blocking; for bulk downloads of small objects).
+    fn read_small_blocking(&self, key: BlobKey, limit: u64) -> StoreResult<Option<SmallRead>>;
+}
+
+/// What [`BlobStore::read_small_blocking`] found.
+pub enum SmallRead {
+    Bytes(Bytes),
+    TooLarge(u64),
 }

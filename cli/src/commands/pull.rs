@@ -1,0 +1,180 @@
+//! `lode pull`: fetch, then check the fetched outputs out into the workspace (spec §8).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache::checkout::{Change, Plan};
+use crate::cache::outputs::Outputs;
+use crate::cache::Cache;
+use crate::cli::PullArgs;
+use crate::commands::Ui;
+use crate::hash::walk::relative_to;
+use crate::remote::progress::Progress;
+use crate::remote::sync::{self, files, missing_warning};
+use crate::remote::used::{self, Scope};
+use crate::remote::{self as remote_mod, Remote};
+use crate::repo::{current_dir, Repo};
+use crate::LodeError;
+
+const ACTION: &str = "failed to pull data from the cloud";
+
+/// "6 files fetched and 5 files added", as DVC joins its counts.
+fn summary(parts: &[(usize, &str)]) -> String {
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{} {what}", files(*n)))
+        .collect();
+    match words.as_slice() {
+        [] => "Everything is up to date.".into(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
+    let t = args.transfer;
+    let repo = Repo::from_cwd()?;
+    let _lock = repo.lock()?;
+    let cwd = current_dir()?;
+    let outputs = Outputs::open(&repo)?;
+    let scope = Scope {
+        all_branches: t.all_branches,
+        all_tags: t.all_tags,
+        all_commits: t.all_commits,
+    };
+    let used = used::collect(&repo, &outputs, &t.targets, &cwd, scope, 1)?;
+    let conf = remote_mod::resolve(&repo, t.remote.as_deref()).map_err(|e| e.into_lode(ACTION))?;
+    let remote = Remote::open(&conf, t.jobs).map_err(|e| e.into_lode(ACTION))?;
+    let cache = Arc::new(Cache::for_repo(&repo)?);
+    let progress = Progress::new("fetched", ui.quiet, ui.verbose > 0);
+    let report = sync::fetch(&remote, &cache, &used, &progress).map_err(|e| e.into_lode(ACTION))?;
+    drop(progress);
+    if let Some(w) = missing_warning(&report.missing) {
+        eprintln!("WARNING: {w}");
+    }
+    for f in &report.failed {
+        eprintln!(
+            "ERROR: failed to transfer '{}' from remote '{}' - {}",
+            f.oid, remote.name, f.message
+        );
+    }
+
+    let tracked = outputs.tracked(&t.targets, &cwd, 1)?;
+    let mut plans = Vec::new();
+    let mut unsaved: Vec<PathBuf> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for tr in &tracked {
+        for &i in &tr.outs {
+            let out = &tr.file.outs[i];
+            if !out.cache {
+                continue;
+            }
+            let path = tr.file.out_path(i);
+            let planned = outputs.plan_checkout(&path, out, false)?;
+            if matches!(planned.plan, Plan::Missing) {
+                failed.push(rel(&path, &cwd));
+                continue;
+            }
+            unsaved.extend(planned.unsaved);
+            plans.push((path, out, planned.plan));
+        }
+    }
+    if !unsaved.is_empty() && !args.force {
+        outputs.flush();
+        unsaved.sort();
+        let list: Vec<String> = unsaved.iter().map(|p| p.display().to_string()).collect();
+        return Err(LodeError::Failed(format!(
+            "{ACTION} - Can't remove the following unsaved files without confirmation. Use `--force` to force.\n{}",
+            list.join("\n")
+        )));
+    }
+    let (mut added, mut modified, mut deleted) = (0usize, 0usize, 0usize);
+    let mut result = Ok(());
+    for (path, out, plan) in plans {
+        let (is_dir, files_linked, files_deleted) = match &plan {
+            Plan::Dir {
+                manifest,
+                existed,
+                link,
+                delete,
+                ..
+            } => (
+                true,
+                if *existed {
+                    link.len()
+                } else {
+                    manifest.entries().len()
+                },
+                delete.len(),
+            ),
+            _ => (false, 1, 0),
+        };
+        match outputs.apply_checkout(&path, out, plan) {
+            Ok(Some(change)) => {
+                match change {
+                    Change::Added => added += files_linked,
+                    Change::Modified => modified += files_linked,
+                }
+                deleted += files_deleted;
+                if !ui.quiet {
+                    let slash = if is_dir { "/" } else { "" };
+                    println!("{}       {}{slash}", change.letter(), rel(&path, &cwd));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    outputs.flush();
+    result?;
+    if !failed.is_empty() {
+        return Err(LodeError::Failed(format!(
+            "{ACTION} - Checkout failed for following targets:\n{}\nIs your cache up to date?\n<https://error.dvc.org/missing-files>",
+            failed.join("\n")
+        )));
+    }
+    if !report.failed.is_empty() {
+        return Err(LodeError::Failed(format!(
+            "{ACTION} - {} failed to download",
+            files(report.failed.len())
+        )));
+    }
+    if !ui.quiet {
+        println!(
+            "{}",
+            summary(&[
+                (report.fetched, "fetched"),
+                (added, "added"),
+                (deleted, "deleted"),
+                (modified, "modified"),
+            ])
+        );
+    }
+    Ok(0)
+}
+
+fn rel(p: &Path, cwd: &Path) -> String {
+    relative_to(p, cwd).to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn summaries() {
+        assert_eq!(summary(&[(0, "fetched")]), "Everything is up to date.");
+        assert_eq!(
+            summary(&[(6, "fetched"), (5, "added")]),
+            "6 files fetched and 5 files added"
+        );
+        assert_eq!(
+            summary(&[(1, "fetched"), (2, "added"), (3, "modified")]),
+            "1 file fetched, 2 files added and 3 files modified"
+        );
+    }
+}

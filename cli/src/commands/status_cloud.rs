@@ -1,0 +1,56 @@
+//! `lode status -c`: which objects of tracked outputs are only in the cache (`new`), only on
+//! the remote (`deleted`) or in neither (`missing`), as `dvc status -c` prints them (spec §8).
+
+use std::sync::Arc;
+
+use crate::cache::outputs::Outputs;
+use crate::cache::Cache;
+use crate::cli::StatusArgs;
+use crate::commands::Ui;
+use crate::hash::manifest::push_json_string;
+use crate::remote::sync;
+use crate::remote::used::{self, Scope};
+use crate::remote::{self as remote_mod, Remote};
+use crate::repo::{current_dir, Repo};
+use crate::LodeError;
+
+const ACTION: &str = "failed to compare with the cloud";
+
+pub fn run(args: &StatusArgs, ui: Ui) -> Result<u8, LodeError> {
+    let repo = Repo::from_cwd()?;
+    let cwd = current_dir()?;
+    let outputs = Outputs::open(&repo)?;
+    let used = used::collect(&repo, &outputs, &args.targets, &cwd, Scope::default(), 1)?;
+    let conf =
+        remote_mod::resolve(&repo, args.remote.as_deref()).map_err(|e| e.into_lode(ACTION))?;
+    let remote = Remote::open(&conf, args.jobs).map_err(|e| e.into_lode(ACTION))?;
+    let cache = Arc::new(Cache::for_repo(&repo)?);
+    let states = sync::status(&remote, &cache, &used).map_err(|e| e.into_lode(ACTION))?;
+    if ui.quiet {
+        return Ok(if states.is_empty() { 0 } else { 1 });
+    }
+    if args.json {
+        let mut s = String::from("{");
+        for (i, st) in states.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            push_json_string(&mut s, &st.name);
+            s.push_str(": ");
+            push_json_string(&mut s, st.state);
+        }
+        s.push('}');
+        println!("{s}");
+        return Ok(0);
+    }
+    if states.is_empty() {
+        println!("Cache and remote '{}' are in sync.", remote.name);
+        return Ok(0);
+    }
+    let mut out = String::new();
+    for st in &states {
+        out.push_str(&format!("\t{:<20}{}\n", format!("{}:", st.state), st.name));
+    }
+    print!("{out}");
+    Ok(0)
+}
