@@ -211,6 +211,25 @@ impl Git {
     /// All `*.dvc` files in a commit's tree, under `subdir` (relative to the work tree's top,
     /// empty for all), with their contents. One `ls-tree` plus one `cat-file --batch` process.
     pub fn dvc_files_at(&self, rev: &str, subdir: &str) -> Result<Vec<RevFile>, GitError> {
+        self.files_at(rev, subdir, &|name| {
+            name.ends_with(".dvc") && name != ".dvc"
+        })
+    }
+
+    /// Like [`dvc_files_at`](Self::dvc_files_at), plus the pipelines' `dvc.lock` files.
+    pub fn dvc_and_lock_files_at(&self, rev: &str, subdir: &str) -> Result<Vec<RevFile>, GitError> {
+        self.files_at(rev, subdir, &|name| {
+            (name.ends_with(".dvc") && name != ".dvc") || name == "dvc.lock"
+        })
+    }
+
+    /// Blobs of a commit's tree under `subdir` whose file name `want` accepts.
+    fn files_at(
+        &self,
+        rev: &str,
+        subdir: &str,
+        want: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<RevFile>, GitError> {
         let listing = run_ok(&self.root, &["ls-tree", "-r", "-z", "--full-tree", rev])?;
         let mut wanted: Vec<(String, String)> = Vec::new();
         for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
@@ -223,11 +242,11 @@ impl Git {
                 });
             };
             let meta: Vec<&str> = meta.split(' ').collect();
-            if meta.len() != 3 || meta[1] != "blob" || !path.ends_with(".dvc") {
+            if meta.len() != 3 || meta[1] != "blob" {
                 continue;
             }
             let name = path.rsplit('/').next().unwrap_or(path);
-            if name == ".dvc" {
+            if !want(name) {
                 continue;
             }
             let in_subdir = subdir.is_empty()
@@ -338,6 +357,13 @@ mod tests {
         assert_eq!(files[1].path, "sub/b c.dvc");
         let head = g.dvc_files_at("HEAD", "sub").expect("files");
         assert_eq!(head.len(), 1);
+        std::fs::write(root.join("sub/dvc.lock"), "schema: '2.0'\n").expect("write");
+        git(root, &["add", "."]);
+        git(root, &["commit", "-q", "-m", "lock"]);
+        assert_eq!(g.dvc_files_at("HEAD", "").expect("files").len(), 2);
+        let with_locks = g.dvc_and_lock_files_at("HEAD", "sub").expect("files");
+        assert_eq!(with_locks.len(), 2);
+        assert!(with_locks.iter().any(|f| f.path == "sub/dvc.lock"));
         assert_eq!(g.branch_commits().expect("branches").len(), 1);
         std::fs::write(root.join(".gitignore"), "*.tmp\n").expect("write");
         assert!(g.check_ignore(&root.join("x.tmp")).expect("check"));

@@ -327,14 +327,82 @@ fn prompt_and_scope_errors() {
 }
 
 #[test]
-fn cloud_gc_reports_unsupported_without_touching_the_cache() {
+fn cloud_gc_on_a_folder_remote_matches_dvc() {
     let Some(h) = history() else { return };
-    let s = clone(&h.repo);
-    let before = cache_objects(&s);
-    s.lode(&["remote", "add", "-d", "store", "/some/where"])
+    h.repo
+        .run(&h.dvc, &["remote", "add", "-d", "r", "store"])
         .ok();
-    let r = s.lode(&["gc", "-w", "-c", "-f"]);
-    assert_eq!(r.code, 255);
-    assert!(r.stderr.contains("not supported yet"), "{}", r.stderr);
-    assert_eq!(cache_objects(&s), before);
+    // The remote holds everything the cache holds, garbage included.
+    copy_tree(
+        &h.repo.join(".dvc/cache/files"),
+        &h.repo.join("store/files"),
+    );
+    let objects = |s: &Scratch| -> Vec<String> {
+        let mut v: Vec<String> = walkdir::WalkDir::new(s.join("store"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                e.path()
+                    .strip_prefix(s.path())
+                    .expect("rel")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = objects(&h.repo);
+    let (d, l) = (clone(&h.repo), clone(&h.repo));
+    let dr = d.run(&h.dvc, &["gc", "-w", "-c", "-f"]);
+    let lr = l.lode(&["gc", "-w", "-c", "-f"]);
+    assert_eq!(lr.code, dr.code, "{}", lr.stderr);
+    // The local part of the summary is DVC's; DVC then prints one remote line per layout.
+    let local = |out: &str| out.lines().take(2).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(local(&lr.stdout), local(&dr.stdout));
+    assert_eq!(objects(&l), objects(&d));
+    assert!(objects(&l).len() < before.len());
+    assert_eq!(cache_objects(&l), cache_objects(&d));
+}
+
+/// Outputs of DVC pipelines are recorded in `dvc.lock`, not in `.dvc` files: gc must keep them,
+/// in the workspace and in history.
+#[test]
+fn pipeline_outputs_in_dvc_lock_are_kept() {
+    let Some(dvc) = dvc::require() else { return };
+    let s = Scratch::git();
+    s.run(&dvc, &["init", "-q"]).ok();
+    s.run(
+        &dvc,
+        &[
+            "stage",
+            "add",
+            "-q",
+            "-n",
+            "make",
+            "-o",
+            "out.txt",
+            "echo one > out.txt",
+        ],
+    )
+    .ok();
+    s.run(&dvc, &["repro", "-q"]).ok();
+    commit(&s, "pipeline v1");
+    s.write(
+        "dvc.yaml",
+        "stages:\n  make:\n    cmd: echo two > out.txt\n    outs:\n    - out.txt\n",
+    );
+    s.run(&dvc, &["repro", "-q"]).ok();
+    commit(&s, "pipeline v2");
+    write_and_add(&s, &dvc, "loose.txt", "loose\n");
+    std::fs::remove_file(s.join("loose.txt.dvc")).expect("untrack");
+    let h = History { repo: s, dvc };
+    let (left, _) = gc_both(&h, &["gc", "-w", "-f"]);
+    assert!(left.contains(&key("two\n")));
+    assert!(!left.contains(&key("one\n")));
+    assert!(!left.contains(&key("loose\n")));
+    let (left, _) = gc_both(&h, &["gc", "-A", "-f"]);
+    assert!(left.contains(&key("one\n")));
+    assert!(left.contains(&key("two\n")));
 }

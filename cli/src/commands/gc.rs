@@ -6,12 +6,18 @@
 //! and the legacy DVC 2 cache ("legacy") are collected separately, each by its own hash kind.
 //! Anything that cannot be read (a malformed `.dvc` file, in the workspace or in history) stops
 //! gc before anything is removed.
+//!
+//! Pipelines are DVC's, not Lode's, but their outputs live in the same cache: every hash written
+//! in a `dvc.lock` is kept too (in both layouts, as over-keeping is harmless), so running Lode's
+//! gc in a DVC pipeline repository never deletes what `dvc repro` cached.
 
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use lode_proto::{HashKind, ObjectId};
+use regex::Regex;
 
 use crate::cache::Cache;
 use crate::cli::GcArgs;
@@ -24,6 +30,34 @@ use crate::repo::{Repo, RepoError};
 use crate::LodeError;
 
 const PROMPT: &str = "Are you sure you want to proceed? [y/n]: ";
+
+static LOCK_MD5: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?m)\bmd5:\s*['"]?([0-9a-f]{32}(?:\.dir)?)\b"#).expect("static regex")
+});
+
+/// `dvc.lock` files of the workspace, skipping what `.dvcignore` hides, `.git`, `.dvc` and
+/// nested repositories.
+fn workspace_locks(root: &Path, ignore: &DvcIgnore) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_entry(|e| {
+            let Ok(rel) = e.path().strip_prefix(root) else {
+                return false;
+            };
+            if rel.as_os_str().is_empty() {
+                return true;
+            }
+            let name = e.file_name();
+            if e.file_type().is_dir() && (name == ".git" || name == ".dvc") {
+                return false;
+            }
+            !ignore.is_ignored(rel, e.file_type().is_dir())
+        })
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.file_name() == "dvc.lock")
+        .map(|e| e.into_path())
+        .collect()
+}
 
 fn warning_text(args: &GcArgs) -> String {
     let mut msg = String::from("This will remove all cache except items used in the workspace");
@@ -105,6 +139,16 @@ impl Used {
         }
     }
 
+    /// Keeps every md5 named in a `dvc.lock`, whichever layout it belongs to.
+    fn add_lock(&mut self, text: &str) {
+        for caps in LOCK_MD5.captures_iter(text) {
+            if let Ok(oid) = caps[1].parse::<ObjectId>() {
+                self.md5.insert(oid);
+                self.legacy.insert(oid);
+            }
+        }
+    }
+
     /// Adds the entries of every used `.dir` manifest found in the cache.
     fn expand_dirs(&mut self, cache: &Cache) {
         for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
@@ -150,12 +194,19 @@ fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache) -> Result<Used, LodeE
     let mut used = Used::default();
     let ignore = DvcIgnore::new(&repo.root);
     let root = repo.root.clone();
-    let ignored = move |p: &Path, is_dir: bool| match p.strip_prefix(&root) {
+    let ignored = |p: &Path, is_dir: bool| match p.strip_prefix(&root) {
         Ok(rel) => ignore.is_ignored(rel, is_dir),
         Err(_) => false,
     };
     for path in dvcfile::collect(&repo.root, &ignored) {
         used.add_file(&DvcFile::load(&path)?);
+    }
+    for lock in workspace_locks(&repo.root, &ignore) {
+        let text = std::fs::read(&lock).map_err(|source| RepoError::Io {
+            path: lock.clone(),
+            source,
+        })?;
+        used.add_lock(&String::from_utf8_lossy(&text));
     }
 
     if args.all_branches || args.all_tags || args.all_commits || args.rev.is_some() {
@@ -185,12 +236,16 @@ fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache) -> Result<Used, LodeE
         revs.retain(|r| seen.insert(r.clone()));
         let sub = subdir_in_git(&git, &repo.root);
         for rev in revs {
-            for f in git.dvc_files_at(&rev, &sub).map_err(git_err)? {
+            for f in git.dvc_and_lock_files_at(&rev, &sub).map_err(git_err)? {
                 let rel = if sub.is_empty() {
                     f.path.as_str()
                 } else {
                     &f.path[sub.len() + 1..]
                 };
+                if rel == "dvc.lock" || rel.ends_with("/dvc.lock") {
+                    used.add_lock(&String::from_utf8_lossy(&f.bytes));
+                    continue;
+                }
                 let path: PathBuf = repo.root.join(rel);
                 let text = String::from_utf8(f.bytes).map_err(|_| {
                     LodeError::Other(format!("'{}' at revision {rev} is not valid UTF-8", f.path))
