@@ -48,6 +48,7 @@ OPERATIONS = [
     "pull-http",
 ]
 TOOLS = ["lode", "dvc"]
+GNU_TIME = "/usr/bin/time"
 
 
 @dataclass
@@ -65,19 +66,28 @@ class BenchError(Exception):
 
 
 def run_timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
-    """Runs cmd and returns (wall seconds, peak RSS in KiB of that process)."""
-    with tempfile.TemporaryFile() as err:
+    """Runs cmd and returns (wall seconds, peak RSS in KiB of that process).
+
+    The RSS comes from GNU time: a child forked from this Python process would count the
+    interpreter's own pages in its peak, since Linux keeps the high-water mark across exec.
+    """
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as rss_file:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
-        # wait4 reports this child's own rusage, so each run's peak RSS stands alone.
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", rss_file.name, *cmd],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
         elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
             tail = err.read().decode(errors="replace")[-2000:]
             raise BenchError(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail}")
-    return elapsed, usage.ru_maxrss
+        rss_lines = rss_file.read().split()
+    return elapsed, int(rss_lines[-1]) if rss_lines else 0
 
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> str:
@@ -330,7 +340,7 @@ class Bench:
         data = source / "data"
         if workload == "big":
             big = data / "big.bin"
-            sh(["cat", str(big)], source, self.env)  # into page cache
+            sh(["sh", "-c", f"cat '{big}' > /dev/null"], source, self.env)  # into page cache
             self.reference(workload, "md5sum big.bin (page cache)", ["md5sum", str(big)], source)
             self.reference(workload, "cat big.bin > /dev/null (page cache)", ["sh", "-c", f"cat '{big}' > /dev/null"], source)
             token = self.tokens.get("lode-big")
@@ -459,6 +469,8 @@ def main() -> int:
     if args.runs < 1:
         p.error("--runs must be at least 1")
     sizes = SMALL_WORKLOADS if args.small else WORKLOADS
+    if not os.access(GNU_TIME, os.X_OK):
+        p.error(f"{GNU_TIME} (GNU time) is needed to measure peak memory: apt-get install time")
 
     bench = Bench(args)
     if {"push-http", "pull-http", "status-cloud"} & set(args.ops):
