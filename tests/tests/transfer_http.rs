@@ -203,8 +203,16 @@ fn lode_token_from_environment_and_never_printed() {
     let token = server.project_with_token("env", "write");
     let s = Scratch::git();
     s.lode(&["init", "-q"]).ok();
-    s.lode(&["remote", "add", "-d", "storage", &server.project_url("env")])
+    let add = s
+        .lode(&["remote", "add", "-d", "storage", &server.project_url("env")])
         .ok();
+    assert_eq!(add.stdout, "Setting 'storage' as a default remote.\n");
+    assert!(
+        add.stderr
+            .contains("lode remote modify --local storage password <token>"),
+        "{}",
+        add.stderr
+    );
     s.write("a.txt", "a\n");
     s.lode(&["add", "a.txt"]).ok();
 

@@ -76,6 +76,9 @@ pub fn run(args: RemoteArgs, _ui: Ui) -> Result<u8, LodeError> {
                 }
                 Ok(())
             })?;
+            if crate::remote::is_lode_server_url(&url) {
+                eprintln!("{}", crate::remote::token_hint(&name));
+            }
             Ok(0)
         }
         RemoteCommand::Modify {

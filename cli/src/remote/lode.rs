@@ -82,6 +82,28 @@ impl LodeServer {
         }))
     }
 
+    /// One unretried identification request, for hints.
+    pub async fn probe(http: &Http, url: &str) -> bool {
+        let url = url.trim_end_matches('/');
+        let Some((server, _)) = url.rsplit_once('/') else {
+            return false;
+        };
+        let Ok(resp) = http
+            .request(Method::GET, &format!("{server}/api/v1/whoami"))
+            .send()
+            .await
+        else {
+            return false;
+        };
+        resp.status() == StatusCode::UNAUTHORIZED
+            && resp
+                .bytes()
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<lode_proto::api::ErrorBody>(&b).ok())
+                .is_some_and(|b| b.error.code == "unauthorized")
+    }
+
     fn object_url(&self, kind: HashKind, oid: &ObjectId) -> String {
         format!("{}/{}", self.url, oid.dvc_key(kind))
     }

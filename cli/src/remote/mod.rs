@@ -304,6 +304,50 @@ impl Remote {
     }
 }
 
+/// Whether `url` is a project of a reachable `lode-server`. Quick and quiet: any failure
+/// counts as "no", since this only decides whether to print a hint.
+pub fn is_lode_server_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return false;
+    }
+    let settings = settings::HttpSettings {
+        auth: None,
+        put: false,
+        ssl: settings::SslVerify::On,
+        connect_timeout: std::time::Duration::from_millis(1500),
+        read_timeout: std::time::Duration::from_millis(1500),
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return false;
+    };
+    let Ok(core) = http::Http::new("", &settings) else {
+        return false;
+    };
+    rt.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            lode::LodeServer::probe(&core, url),
+        )
+        .await
+        .unwrap_or(false)
+    })
+}
+
+/// How to give `lode` (and DVC) a lode-server token without committing it.
+pub fn token_hint(name: &str) -> String {
+    format!(
+        "This is a lode-server remote. Store its token in the git-ignored .dvc/config.local:\n    \
+         lode remote modify --local {name} auth basic\n    \
+         lode remote modify --local {name} user token\n    \
+         lode remote modify --local {name} password <token>\n\
+         or set LODE_TOKEN in the environment."
+    )
+}
+
 /// Checks bytes against an object name with the hashing rule of `kind`.
 pub fn verify_bytes(kind: HashKind, oid: &ObjectId, bytes: &[u8]) -> Result<(), String> {
     let mut h = crate::hash::StreamHasher::new(kind);
