@@ -406,3 +406,34 @@ fn pipeline_outputs_in_dvc_lock_are_kept() {
     assert!(left.contains(&key("one\n")));
     assert!(left.contains(&key("two\n")));
 }
+
+/// Lode takes the same `.dvc/tmp/lock` as DVC: while another process holds it (here `flock`,
+/// which locks the file the way zc.lockfile does), both tools refuse with the same error and
+/// remove nothing.
+#[test]
+fn gc_respects_the_repository_lock() {
+    let Some(h) = history() else { return };
+    let s = clone(&h.repo);
+    let before = cache_objects(&s);
+    let lode = lode_e2e::bins::lode();
+    let mut errors = Vec::new();
+    for program in [h.dvc.as_path(), lode.as_path()] {
+        let mut args = vec!["-n", ".dvc/tmp/lock"];
+        args.push(program.to_str().expect("utf-8 path"));
+        args.extend(["gc", "-w", "-f"]);
+        let r = s.run("flock", &args);
+        assert_eq!(r.code, 255, "{program:?}: {}", r.stderr);
+        errors.push(r.stderr);
+    }
+    assert_eq!(errors[1], errors[0]);
+    assert!(errors[1].contains("ERROR: Unable to acquire lock."));
+    assert_eq!(cache_objects(&s), before);
+    // Once released, gc runs and leaves ` <pid>\n` in the lock file, as DVC does.
+    s.lode(&["gc", "-w", "-f"]).ok();
+    let content = s.read_string(".dvc/tmp/lock");
+    assert!(
+        content.starts_with(' ') && content.ends_with('\n'),
+        "{content:?}"
+    );
+    assert!(content.trim().parse::<u32>().is_ok(), "{content:?}");
+}
