@@ -161,3 +161,24 @@ fn no_scm_inside_git_leaves_gitignore_alone() {
     assert!(s.join("a.txt.dvc").is_file());
     assert!(!s.join(".gitignore").exists());
 }
+
+#[test]
+fn init_refuses_a_git_ignored_dvc_dir_like_dvc() {
+    let Some(dvc) = dvc::require() else { return };
+    let a = Scratch::git();
+    let b = Scratch::git();
+    a.write(".gitignore", ".dvc\n");
+    b.write(".gitignore", ".dvc\n");
+    let d = dvc_run(&a, &dvc, &["init"]);
+    let l = b.lode(&["init"]);
+    assert_eq!((l.code, d.code), (1, 1));
+    assert_eq!(
+        l.stderr
+            .trim_end()
+            .replace(&b.path().display().to_string(), "<ROOT>"),
+        d.stderr
+            .trim_end()
+            .replace(&a.path().display().to_string(), "<ROOT>")
+    );
+    assert!(!b.join(".dvc").exists());
+}
