@@ -224,10 +224,13 @@ pub fn parse(text: &str) -> Result<Document, ParseError> {
         let raw_key = caps.get(2).map_or("", |m| m.as_str());
         let raw_value = caps.get(3).map_or("", |m| m.as_str());
         let value = if raw_value.starts_with("'''") || raw_value.starts_with("\"\"\"") {
+            let resume = i;
             match multiline(raw_value, &lines, &mut i) {
                 Some(v) => Value::Str(v),
                 None => {
-                    errors.push(("Parse error in multiline value".into(), i.max(lineno)));
+                    // configobj goes on with the next line, not after the broken value.
+                    i = resume;
+                    errors.push(("Parse error in multiline value".into(), lineno));
                     continue;
                 }
             }
@@ -435,6 +438,14 @@ mod tests {
         assert_eq!(
             parse("[a]\nx = 1\nx = 2\n").unwrap_err().0,
             "Duplicate keyword name at line 3."
+        );
+        assert_eq!(
+            parse("[a]\nx = '''abc\ndef\n").unwrap_err().0,
+            "Parsing failed with several errors.\nFirst error at line 2."
+        );
+        assert_eq!(
+            parse("[a]\nx = '''abc\n").unwrap_err().0,
+            "Parse error in multiline value at line 2."
         );
         assert_eq!(
             parse("[a]]\n").unwrap_err().0,
