@@ -353,3 +353,18 @@ fn add_leaves_no_temp_files_and_is_repeatable() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
+
+#[test]
+fn adding_a_path_inside_a_tracked_directory_updates_that_directory() {
+    let s = repo();
+    s.write("d/s/a", b"a\n");
+    s.lode(&["add", "d"]).ok();
+    s.write("d/s/a", b"changed\n");
+    let run = s.lode(&["add", "d/s/a"]).ok();
+    assert!(run.stdout.contains("\tgit add d.dvc\n"), "{run:?}");
+    assert!(!s.join("d/s/a.dvc").exists());
+    assert_eq!(
+        s.lode(&["status"]).ok().stdout,
+        "Data and pipelines are up to date.\n"
+    );
+}

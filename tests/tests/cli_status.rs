@@ -110,14 +110,6 @@ fn status_rejects_an_invalid_dvc_file() {
     assert_eq!(s.read_string("x.dvc"), "outs:\n- md5: a\n  size: [10\n");
 }
 
-#[test]
-fn status_of_a_remote_is_not_supported_yet() {
-    let s = repo();
-    let run = s.lode(&["status", "-c"]);
-    assert_eq!(run.code, 255);
-    assert!(run.stderr.contains("not supported yet"), "{run:?}");
-}
-
 /// Rewrites a file's bytes in place, keeping its inode, size and mtime: only a tool that reads
 /// contents can notice.
 fn rewrite_keeping_stat(path: &std::path::Path, bytes: &[u8]) {

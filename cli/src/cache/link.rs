@@ -127,12 +127,7 @@ fn try_link(t: LinkType, src: &Path, dest: &Path, isexec: bool) -> std::io::Resu
                 std::fs::Permissions::from_mode(workspace_mode(isexec)),
             )
         }),
-        LinkType::Copy => std::fs::copy(src, &tmp).and_then(|_| {
-            std::fs::set_permissions(
-                &tmp,
-                std::fs::Permissions::from_mode(workspace_mode(isexec)),
-            )
-        }),
+        LinkType::Copy => copy_new(src, &tmp, workspace_mode(isexec)),
         LinkType::Hardlink => std::fs::hard_link(src, &tmp),
         LinkType::Symlink => std::os::unix::fs::symlink(src, &tmp),
     };
@@ -140,16 +135,36 @@ fn try_link(t: LinkType, src: &Path, dest: &Path, isexec: bool) -> std::io::Resu
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    if let Ok(m) = std::fs::symlink_metadata(dest) {
-        if m.is_dir() {
-            let _ = std::fs::remove_dir_all(dest);
+    let renamed = std::fs::rename(&tmp, dest).or_else(|e| {
+        // A folder where the file should go (only then is the extra work worth doing).
+        match std::fs::symlink_metadata(dest) {
+            Ok(m) if m.is_dir() => {
+                std::fs::remove_dir_all(dest)?;
+                std::fs::rename(&tmp, dest)
+            }
+            _ => Err(e),
         }
-    }
-    std::fs::rename(&tmp, dest).inspect_err(|_| {
+    });
+    renamed.inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
 }
 
+/// Copies `src` to a new file created with `mode` (kernel-side copy where the OS offers it).
+fn copy_new(src: &Path, dest: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = std::fs::File::open(src)?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(dest)?;
+    std::io::copy(&mut from, &mut to)?;
+    if mode & umask() != 0 {
+        to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
 #[cfg(test)]
 mod tests {
     use super::*;

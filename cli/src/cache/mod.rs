@@ -90,6 +90,8 @@ pub struct Cache {
     root: PathBuf,
     shared_group: bool,
     links: link::Linker,
+    /// Folders known to exist, so that thousands of inserts don't stat them again.
+    known_dirs: std::sync::RwLock<std::collections::HashSet<PathBuf>>,
 }
 
 /// An object written to a temp file and waiting for [`Cache::commit`].
@@ -129,6 +131,7 @@ impl Cache {
             root,
             shared_group,
             links: link::Linker::new(link_types),
+            known_dirs: Default::default(),
         }
     }
 
@@ -159,9 +162,48 @@ impl Cache {
         self.object_path(oid, kind).is_file()
     }
 
+    /// Whether every one of `oids` is in the cache. Large sets are checked by listing the object
+    /// folders they fall in, which costs a few hundred `readdir`s instead of one `stat` each.
+    pub fn contains_all(&self, oids: &[ObjectId], kind: HashKind) -> bool {
+        use rayon::prelude::*;
+        if oids.len() < 2048 {
+            return oids.par_iter().all(|o| self.contains(o, kind));
+        }
+        let mut prefixes: Vec<String> = oids.iter().map(|o| o.hex()[..2].to_string()).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        let base = match kind {
+            HashKind::Md5 => self.root.join("files").join("md5"),
+            HashKind::Md5Dos2unix => self.root.clone(),
+        };
+        let listed: Vec<Vec<ObjectId>> = prefixes
+            .par_iter()
+            .map(|p| {
+                let Ok(rd) = std::fs::read_dir(base.join(p)) else {
+                    return Vec::new();
+                };
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter_map(|e| {
+                        let name = e.file_name();
+                        ObjectId::from_key_parts(p, name.to_str()?).ok()
+                    })
+                    .collect()
+            })
+            .collect();
+        let present: std::collections::HashSet<ObjectId> = listed.into_iter().flatten().collect();
+        oids.iter().all(|o| present.contains(o))
+    }
+
     /// Creates a cache folder with DVC's modes: 0777 & ~umask, or 02775 for `cache.shared = group`.
     fn make_dir(&self, dir: &Path) -> Result<(), CacheError> {
+        if self.known_dirs.read().is_ok_and(|k| k.contains(dir)) {
+            return Ok(());
+        }
         if dir.is_dir() {
+            if let Ok(mut k) = self.known_dirs.write() {
+                k.insert(dir.to_path_buf());
+            }
             return Ok(());
         }
         let mut b = std::fs::DirBuilder::new();
@@ -175,6 +217,9 @@ impl Cache {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2775))
                 .map_err(io_err(dir))?;
         }
+        if let Ok(mut k) = self.known_dirs.write() {
+            k.insert(dir.to_path_buf());
+        }
         Ok(())
     }
 
@@ -187,12 +232,29 @@ impl Cache {
             .map_err(io_err(dir))
     }
 
-    /// Streams `src` into a temp file in the cache while hashing it with `kind`. The file must not
-    /// change while it is read. If the object already exists (read-only, as lode and DVC leave
-    /// them) nothing is kept.
+    /// [`Cache::stage_file_at`] taking the file's stat when it is opened.
     pub fn stage_file(&self, src: &Path, kind: HashKind) -> Result<Staged, CacheError> {
+        self.stage_file_at(src, kind, None)
+    }
+
+    /// Streams `src` into a temp file in the cache while hashing it with `kind`. The file must not
+    /// change while it is read: `before` is its stat from before it was opened (from a tree walk),
+    /// else the stat at open is used. If the object already exists (read-only, as lode and DVC
+    /// leave them) nothing is kept.
+    pub fn stage_file_at(
+        &self,
+        src: &Path,
+        kind: HashKind,
+        before: Option<Stat>,
+    ) -> Result<Staged, CacheError> {
         let mut f = File::open(src).map_err(|e| HashError::io(src, e))?;
-        let before = Stat::of(&f.metadata().map_err(|e| HashError::io(src, e))?);
+        let before = match before {
+            Some(b) => b,
+            None => Stat::of(&f.metadata().map_err(|e| HashError::io(src, e))?),
+        };
+        if before.size <= SMALL {
+            return self.stage_small(src, f, kind, before);
+        }
         // Objects land in a 2-hex subfolder we can't know before hashing; stage at the kind's root.
         let stage_dir = match kind {
             HashKind::Md5 => self.root.join("files").join("md5"),
@@ -200,18 +262,11 @@ impl Cache {
         };
         let tmp = self.temp_in(&stage_dir)?;
         let (mut file, path) = tmp.into_parts();
-        let (digest, size) =
-            copy_hashing(&mut f, &mut file, kind, before.size).map_err(|e| CacheError::Io {
-                path: src.to_path_buf(),
-                source: e,
-            })?;
-        let after = Stat::of(&f.metadata().map_err(|e| HashError::io(src, e))?);
-        if before != after || size != after.size {
-            return Err(HashError::Changed {
-                path: src.to_path_buf(),
-            }
-            .into());
-        }
+        let (digest, size) = copy_hashing(&mut f, &mut file, kind).map_err(|e| CacheError::Io {
+            path: src.to_path_buf(),
+            source: e,
+        })?;
+        check_unchanged(src, &f, &before, size)?;
         let oid = ObjectId::from_digest(digest, false);
         let keep = !self.is_protected(&oid, kind);
         if keep {
@@ -223,6 +278,34 @@ impl Cache {
             size,
             kind,
             tmp: keep.then_some(path),
+        })
+    }
+
+    /// Small files are read whole, hashed, and written straight into their object's folder,
+    /// and not written at all when the cache already has them.
+    fn stage_small(
+        &self,
+        src: &Path,
+        mut f: File,
+        kind: HashKind,
+        before: Stat,
+    ) -> Result<Staged, CacheError> {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with_borrow_mut(|buf| {
+            // One byte more than expected reveals a file that grew.
+            buf.resize(before.size as usize + 1, 0);
+            let n = read_full(&mut f, buf).map_err(|e| HashError::io(src, e))?;
+            check_unchanged(src, &f, &before, n as u64)?;
+            let data = &buf[..n];
+            let mut h = StreamHasher::new(kind);
+            for chunk in data.chunks(CHUNK) {
+                h.update(chunk);
+            }
+            let oid = ObjectId::from_digest(h.finish(), false);
+            let staged = self.stage_bytes(oid, kind, data)?;
+            Ok(staged)
         })
     }
 
@@ -243,11 +326,19 @@ impl Cache {
         }
         let dest = self.object_path(&oid, kind);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        let tmp = self.temp_in(&dir)?;
+        self.make_dir(&dir)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".")
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o444))
+            .tempfile_in(&dir)
+            .map_err(io_err(&dir))?;
         let (mut file, path) = tmp.into_parts();
         file.write_all(bytes).map_err(io_err(&path))?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o444))
-            .map_err(io_err(&path))?;
+        if umask() & 0o444 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o444))
+                .map_err(io_err(&path))?;
+        }
         Ok(Staged {
             oid,
             size: bytes.len() as u64,
@@ -342,6 +433,21 @@ impl Cache {
     }
 }
 
+/// Files up to this size are read into memory whole when stored.
+const SMALL: u64 = 4 * CHUNK as u64;
+
+/// Fails if the file's stat moved since `before` or its length differs from what was read.
+fn check_unchanged(src: &Path, f: &File, before: &Stat, read: u64) -> Result<(), CacheError> {
+    let after = Stat::of(&f.metadata().map_err(|e| HashError::io(src, e))?);
+    if *before != after || read != after.size {
+        return Err(HashError::Changed {
+            path: src.to_path_buf(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Flushes everything written so far on the cache's filesystem in one call.
 fn sync_filesystem(f: &File) {
     use std::os::fd::AsRawFd;
@@ -357,31 +463,7 @@ fn copy_hashing(
     src: &mut File,
     dst: &mut File,
     kind: HashKind,
-    expected_size: u64,
 ) -> std::io::Result<([u8; 16], u64)> {
-    if expected_size <= 4 * CHUNK as u64 {
-        thread_local! {
-            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        return BUF.with_borrow_mut(|buf| {
-            buf.resize(CHUNK, 0);
-            let mut h = StreamHasher::new(kind);
-            let mut total = 0u64;
-            loop {
-                let n = read_full(src, buf)?;
-                if n == 0 {
-                    break;
-                }
-                dst.write_all(&buf[..n])?;
-                h.update(&buf[..n]);
-                total += n as u64;
-                if n < CHUNK {
-                    break;
-                }
-            }
-            Ok((h.finish(), total))
-        });
-    }
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);

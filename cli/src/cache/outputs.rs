@@ -77,7 +77,34 @@ impl Outputs {
 
     /// Lists a directory, leaving out what `.dvcignore` excludes.
     pub fn walk(&self, dir: &Path) -> Result<Tree, HashError> {
+        if self.only_builtin_ignores(dir) {
+            // No pattern can apply below `dir`: test names against DVC's built-in rules directly
+            // rather than matching every path.
+            return walk::walk(dir, &|p: &Path, d: bool| builtin_ignored(p, d));
+        }
         walk::walk(dir, &|p: &Path, d: bool| self.ignored(p, d))
+    }
+
+    /// True when no `.dvcignore` from the root down to `dir` holds a pattern. (One inside `dir`
+    /// is an error the walk reports.)
+    fn only_builtin_ignores(&self, dir: &Path) -> bool {
+        let Ok(rel) = dir.strip_prefix(&self.root) else {
+            return false;
+        };
+        let mut cur = self.root.clone();
+        let mut dirs = vec![cur.clone()];
+        for c in rel.components() {
+            cur.push(c);
+            dirs.push(cur.clone());
+        }
+        dirs.iter()
+            .all(|d| match std::fs::read_to_string(d.join(".dvcignore")) {
+                Ok(text) => text
+                    .lines()
+                    .map(str::trim)
+                    .all(|l| l.is_empty() || l.starts_with('#')),
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            })
     }
 
     /// The current hash of `path` for `kind`, reading only files the hash cache doesn't know.
@@ -172,7 +199,7 @@ impl Outputs {
                     });
                 }
             }
-            let staged = self.cache.stage_file(path, kind)?;
+            let staged = self.cache.stage_file_at(path, kind, Some(stat))?;
             let oid = staged.oid;
             self.cache.commit(vec![staged])?;
             self.state
@@ -194,7 +221,7 @@ impl Outputs {
                         return Ok((oid, None));
                     }
                 }
-                let staged = self.cache.stage_file(&abs, kind)?;
+                let staged = self.cache.stage_file_at(&abs, kind, Some(f.stat))?;
                 Ok((staged.oid, Some(staged)))
             })
             .collect();
@@ -239,10 +266,10 @@ impl Outputs {
             return self.cache.contains(oid, kind);
         }
         match self.cache.read_manifest(oid, kind) {
-            Ok(m) => m
-                .entries()
-                .par_iter()
-                .all(|e| self.cache.contains(&e.oid, kind)),
+            Ok(m) => {
+                let oids: Vec<ObjectId> = m.entries().iter().map(|e| e.oid).collect();
+                self.cache.contains_all(&oids, kind)
+            }
             Err(_) => false,
         }
     }
@@ -258,6 +285,19 @@ impl Outputs {
     pub fn flush(&self) {
         self.state.flush();
     }
+}
+
+/// DVC's built-in ignores: `.git` anywhere, `.hg/`, `.dvc/` folders, and nested repositories
+/// (folders holding their own `.dvc/`).
+fn builtin_ignored(p: &Path, is_dir: bool) -> bool {
+    let name = p
+        .file_name()
+        .map(|n| n.as_encoded_bytes())
+        .unwrap_or_default();
+    if name == b".git" {
+        return true;
+    }
+    is_dir && (name == b".hg" || name == b".dvc" || p.join(".dvc").is_dir())
 }
 
 fn dir_found(hd: &HashedDir) -> Found {

@@ -27,7 +27,12 @@ pub fn run(args: AddArgs, ui: Ui) -> Result<u8, LodeError> {
 
     let mut targets = Vec::new();
     for t in &args.targets {
-        targets.push(check_target(&repo, &outputs, &cwd, t)?);
+        let abs = check_target(&repo, &outputs, &cwd, t)?;
+        // A path inside a tracked directory re-adds that directory, as DVC 3 does.
+        let abs = tracked_ancestor(&repo.root, &abs).unwrap_or(abs);
+        if !targets.contains(&abs) {
+            targets.push(abs);
+        }
     }
     check_overlaps(&outputs, &cwd, &targets)?;
 
@@ -101,6 +106,27 @@ fn check_target(
         )));
     }
     Ok(abs)
+}
+
+/// The nearest enclosing directory that is already an output of the `.dvc` file next to it.
+fn tracked_ancestor(root: &Path, abs: &Path) -> Option<PathBuf> {
+    let mut cur = abs.parent();
+    while let Some(dir) = cur {
+        if dir == root || !dir.starts_with(root) {
+            return None;
+        }
+        let name = dir.file_name()?.to_str()?;
+        let dvc = dir.with_file_name(format!("{name}.dvc"));
+        if dvc.is_file() {
+            if let Ok(f) = DvcFile::load(&dvc) {
+                if f.outs.iter().any(|o| o.path == name) {
+                    return Some(dir.to_path_buf());
+                }
+            }
+        }
+        cur = dir.parent();
+    }
+    None
 }
 
 /// DVC refuses to track a directory that holds an already tracked output.

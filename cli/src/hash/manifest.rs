@@ -64,31 +64,33 @@ impl Manifest {
 
     /// Reads a manifest as DVC does: any JSON list of objects with `relpath` and a hash key.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let v: serde_json::Value =
+        #[derive(serde::Deserialize)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            relpath: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            md5: Option<std::borrow::Cow<'a, str>>,
+        }
+        let list: Vec<Raw> =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid(e.to_string()))?;
-        let list = v
-            .as_array()
-            .ok_or_else(|| ManifestError::Invalid("not a list".into()))?;
         let mut entries = Vec::with_capacity(list.len());
         for item in list {
             let relpath = item
-                .get("relpath")
-                .and_then(|r| r.as_str())
+                .relpath
                 .ok_or_else(|| ManifestError::Invalid("entry without relpath".into()))?;
             let md5 = item
-                .get("md5")
-                .and_then(|r| r.as_str())
+                .md5
                 .ok_or_else(|| ManifestError::Invalid(format!("no md5 for '{relpath}'")))?;
             let oid = md5
                 .parse()
                 .map_err(|_| ManifestError::Invalid(format!("bad md5 '{md5}' for '{relpath}'")))?;
-            if !safe_relpath(relpath) {
+            if !safe_relpath(&relpath) {
                 return Err(ManifestError::Invalid(format!(
                     "unsafe relpath '{relpath}'"
                 )));
             }
             entries.push(Entry {
-                relpath: relpath.to_string(),
+                relpath: relpath.into_owned(),
                 oid,
             });
         }
