@@ -21,7 +21,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 pub const DVCIGNORE_FILE: &str = ".dvcignore";
 
@@ -73,7 +73,8 @@ impl fmt::Display for IgnoreMatch {
 
 #[derive(Debug)]
 struct Rule {
-    regex: Regex,
+    /// The anchored regex source; compiled into its group's set.
+    regex: String,
     ignore: bool,
     dir_only: bool,
     info: Arc<IgnoreMatch>,
@@ -86,6 +87,29 @@ struct Group {
     ignore: bool,
     dir_only: bool,
     rules: Vec<Arc<Rule>>,
+    set: RegexSet,
+}
+
+impl Group {
+    fn new(rules: Vec<Arc<Rule>>) -> Option<Group> {
+        let first = rules.first()?;
+        let set = RegexSet::new(rules.iter().map(|r| r.regex.as_str())).ok()?;
+        Some(Group {
+            ignore: first.ignore,
+            dir_only: first.dir_only,
+            set,
+            rules,
+        })
+    }
+
+    /// The first rule (in file order) matching `path`.
+    fn first_match(&self, path: &str) -> Option<&Arc<Rule>> {
+        self.set
+            .matches(path)
+            .iter()
+            .next()
+            .and_then(|i| self.rules.get(i))
+    }
 }
 
 /// The merged, root-relative patterns that apply inside one directory.
@@ -97,19 +121,16 @@ struct PatternSet {
 
 impl PatternSet {
     fn new(rules: Vec<Arc<Rule>>) -> PatternSet {
-        let mut groups: Vec<Group> = Vec::new();
+        let mut runs: Vec<Vec<Arc<Rule>>> = Vec::new();
         for r in &rules {
-            match groups.last_mut() {
-                Some(g) if r.ignore && g.ignore && g.dir_only == r.dir_only => {
-                    g.rules.push(r.clone())
+            match runs.last_mut() {
+                Some(run) if r.ignore && run[0].ignore && run[0].dir_only == r.dir_only => {
+                    run.push(r.clone())
                 }
-                _ => groups.push(Group {
-                    ignore: r.ignore,
-                    dir_only: r.dir_only,
-                    rules: vec![r.clone()],
-                }),
+                _ => runs.push(vec![r.clone()]),
             }
         }
+        let groups = runs.into_iter().filter_map(Group::new).collect();
         PatternSet { rules, groups }
     }
 
@@ -126,7 +147,7 @@ impl PatternSet {
                 continue;
             }
             for p in candidates {
-                if let Some(r) = g.rules.iter().find(|r| r.regex.is_match(p)) {
+                if let Some(r) = g.first_match(p) {
                     return Some((g.ignore, r.info.clone()));
                 }
             }
@@ -332,7 +353,9 @@ fn rebase_rule(rule: &str, rel: &str) -> String {
 fn compile(pattern: &str, info: IgnoreMatch) -> Option<Arc<Rule>> {
     let (regex, ignore) = pattern_to_regex(pattern)?;
     // Python's `re.match` anchors at the start only.
-    let regex = Regex::new(&format!("^(?:{regex})")).ok()?;
+    let regex = format!("^(?:{regex})");
+    // A pattern Rust's engine rejects is dropped, as Git drops invalid ones.
+    Regex::new(&regex).ok()?;
     Some(Arc::new(Rule {
         regex,
         ignore,
@@ -359,9 +382,10 @@ fn rel_string(rel: &Path) -> Option<String> {
 
 #[derive(Debug)]
 struct DirState {
+    /// The rules for paths directly inside this directory.
     patterns: Arc<PatternSet>,
-    /// The directory holds its own `.dvc/`: a nested repository, ignored as a whole.
-    subrepo: bool,
+    /// Why this directory itself is ignored (it, a parent, or being a nested repository).
+    ignored: Option<Arc<IgnoreMatch>>,
 }
 
 /// The `.dvcignore` rules of one repository. Cheap to share between threads (`Send + Sync`):
@@ -394,28 +418,19 @@ impl DvcIgnore {
         if rel.is_empty() {
             return Ok(None);
         }
-        let parent = match rel.rfind('/') {
-            Some(i) => &rel[..i],
-            None => "",
-        };
-        let state = self.dir_state(parent)?;
-        let parts: Vec<&str> = rel.split('/').collect();
-        for i in 1..=parts.len() {
-            let prefix = parts[..i].join("/");
-            let prefix_is_dir = is_dir || i < parts.len();
-            if prefix_is_dir && self.dir_state(&prefix)?.subrepo {
-                return Ok(Some(IgnoreMatch {
-                    source: PathBuf::new(),
-                    line: 0,
-                    pattern: format!("in sub_repo:{}", parts[i - 1]),
-                }));
-            }
-            match state.patterns.find(&prefix, prefix_is_dir) {
-                Some((true, info)) => return Ok(Some((*info).clone())),
-                _ => continue,
-            }
+        // A directory's own verdict is cached with it; it is the same one DVC reaches from the
+        // parent's rules, since rules from deeper `.dvcignore` files only match below them.
+        if is_dir {
+            return Ok(self.dir_state(&rel)?.ignored.as_deref().cloned());
         }
-        Ok(None)
+        let parent = self.dir_state(parent_of(&rel))?;
+        if let Some(m) = &parent.ignored {
+            return Ok(Some((**m).clone()));
+        }
+        Ok(match parent.patterns.find(&rel, false) {
+            Some((true, info)) => Some((*info).clone()),
+            _ => None,
+        })
     }
 
     /// Like [`check`](Self::check) without the details. A `.dvcignore` that cannot be read
@@ -456,12 +471,7 @@ impl DvcIgnore {
     }
 
     fn build_state(&self, rel_dir: &str) -> Result<DirState, DvcIgnoreError> {
-        let abs_dir = if rel_dir.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel_dir)
-        };
-        let base: Arc<PatternSet> = if rel_dir.is_empty() {
+        if rel_dir.is_empty() {
             let rules = BUILTIN
                 .iter()
                 .filter_map(|p| {
@@ -475,70 +485,99 @@ impl DvcIgnore {
                     )
                 })
                 .collect();
-            Arc::new(PatternSet::new(rules))
-        } else {
-            let parent = match rel_dir.rfind('/') {
-                Some(i) => &rel_dir[..i],
-                None => "",
-            };
-            self.dir_state(parent)?.patterns.clone()
+            let builtin = Arc::new(PatternSet::new(rules));
+            let patterns = self.with_file(&builtin, "")?;
+            return Ok(DirState {
+                patterns,
+                ignored: None,
+            });
+        }
+        let parent = self.dir_state(parent_of(rel_dir))?;
+        let ignored = match &parent.ignored {
+            Some(m) => Some(m.clone()),
+            None if self.root.join(rel_dir).join(".dvc").is_dir() => {
+                let name = rel_dir.rsplit('/').next().unwrap_or(rel_dir);
+                Some(Arc::new(IgnoreMatch {
+                    source: PathBuf::new(),
+                    line: 0,
+                    pattern: format!("in sub_repo:{name}"),
+                }))
+            }
+            None => match parent.patterns.find(rel_dir, true) {
+                Some((true, info)) => Some(info),
+                _ => None,
+            },
         };
+        // Nothing below an ignored directory is ever matched, so its `.dvcignore` is not read.
+        let patterns = if ignored.is_some() {
+            parent.patterns.clone()
+        } else {
+            self.with_file(&parent.patterns, rel_dir)?
+        };
+        Ok(DirState { patterns, ignored })
+    }
+
+    /// `base` plus the rules of `rel_dir/.dvcignore`, when it exists and `base` doesn't hide it.
+    fn with_file(
+        &self,
+        base: &Arc<PatternSet>,
+        rel_dir: &str,
+    ) -> Result<Arc<PatternSet>, DvcIgnoreError> {
+        let unchanged = || base.clone();
         let file_rel = if rel_dir.is_empty() {
             DVCIGNORE_FILE.to_string()
         } else {
             format!("{rel_dir}/{DVCIGNORE_FILE}")
         };
-        let subrepo = !rel_dir.is_empty() && abs_dir.join(".dvc").is_dir();
-        let hidden = matches!(base.find(&file_rel, false), Some((true, _)));
-        let file_abs = abs_dir.join(DVCIGNORE_FILE);
-        let text = if hidden {
-            None
-        } else {
-            match std::fs::read(&file_abs) {
-                Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-                    ) || file_abs.is_dir() =>
-                {
-                    None
-                }
-                Err(source) => {
-                    return Err(DvcIgnoreError::Io {
-                        path: file_abs,
-                        source,
-                    })
-                }
+        if matches!(base.find(&file_rel, false), Some((true, _))) {
+            return Ok(unchanged());
+        }
+        let file_abs = self.root.join(&file_rel);
+        let text = match std::fs::read(&file_abs) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) || file_abs.is_dir() =>
+            {
+                return Ok(unchanged());
+            }
+            Err(source) => {
+                return Err(DvcIgnoreError::Io {
+                    path: file_abs,
+                    source,
+                })
             }
         };
-        let patterns = match text {
-            None => base,
-            Some(text) => {
-                let mut rules = base.rules.clone();
-                for (idx, raw) in text.lines().enumerate() {
-                    let line = raw.trim();
-                    if line.is_empty() || line.starts_with('#') {
-                        continue;
-                    }
-                    let pattern = if rel_dir.is_empty() {
-                        line.to_string()
-                    } else {
-                        rebase_rule(line, rel_dir)
-                    };
-                    let info = IgnoreMatch {
-                        source: PathBuf::from(&file_rel),
-                        line: idx + 1,
-                        pattern: line.to_string(),
-                    };
-                    if let Some(rule) = compile(&pattern, info) {
-                        rules.push(rule);
-                    }
-                }
-                Arc::new(PatternSet::new(rules))
+        let mut rules = base.rules.clone();
+        for (idx, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
             }
-        };
-        Ok(DirState { patterns, subrepo })
+            let pattern = if rel_dir.is_empty() {
+                line.to_string()
+            } else {
+                rebase_rule(line, rel_dir)
+            };
+            let info = IgnoreMatch {
+                source: PathBuf::from(&file_rel),
+                line: idx + 1,
+                pattern: line.to_string(),
+            };
+            if let Some(rule) = compile(&pattern, info) {
+                rules.push(rule);
+            }
+        }
+        Ok(Arc::new(PatternSet::new(rules)))
+    }
+}
+
+fn parent_of(rel: &str) -> &str {
+    match rel.rfind('/') {
+        Some(i) => &rel[..i],
+        None => "",
     }
 }
 
