@@ -576,6 +576,50 @@ mod tests {
     }
 
     #[test]
+    fn a_file_changed_while_stored_leaves_no_object() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let src = d.path().join("f");
+        std::fs::write(&src, b"first").unwrap();
+        let before = Stat::of(&std::fs::metadata(&src).unwrap());
+        std::fs::write(&src, b"second version").unwrap();
+        let r = c.stage_file_at(&src, HashKind::Md5, Some(before));
+        assert!(matches!(
+            r,
+            Err(CacheError::Hash(HashError::Changed { .. }))
+        ));
+        let objects: Vec<_> = walkdir::WalkDir::new(d.path().join("cache"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .collect();
+        assert!(objects.is_empty(), "{objects:?}");
+    }
+
+    #[test]
+    fn listing_agrees_with_stat_for_large_sets() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let mut oids = Vec::new();
+        for i in 0..2100u32 {
+            let bytes = i.to_le_bytes();
+            let oid = ObjectId::from_digest(crate::hash::md5_bytes(&bytes), false);
+            oids.push((oid, bytes));
+        }
+        let staged: Vec<_> = oids
+            .iter()
+            .map(|(o, b)| c.stage_bytes(*o, HashKind::Md5, b).unwrap())
+            .collect();
+        c.commit(staged).unwrap();
+        let ids: Vec<ObjectId> = oids.iter().map(|(o, _)| *o).collect();
+        assert!(c.contains_all(&ids, HashKind::Md5));
+        let mut more = ids.clone();
+        more.push(ObjectId::from_digest([7; 16], false));
+        assert!(!c.contains_all(&more, HashKind::Md5));
+        assert!(!c.contains_all(&ids, HashKind::Md5Dos2unix));
+    }
+
+    #[test]
     fn large_files_hash_while_copying() {
         let d = tempfile::tempdir().unwrap();
         let c = cache(d.path());

@@ -210,6 +210,24 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_held_by_another_run_is_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let st = Stat {
+            ino: 1,
+            size: 2,
+            mtime_ns: 3,
+            mode: 0,
+        };
+        let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
+        let p = d.path().join("f");
+        let first = HashState::open(d.path());
+        first.put_files(HashKind::Md5, [(p.clone(), &st, oid)]);
+        let second = HashState::open(d.path());
+        assert_eq!(second.get_file(HashKind::Md5, &p, &st), None);
+        assert_eq!(first.get_file(HashKind::Md5, &p, &st), Some(oid));
+    }
+
+    #[test]
     fn rebuilds_a_damaged_cache() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("lode-hashes");
