@@ -13,6 +13,8 @@ use rayon::prelude::*;
 use super::outputs::{join_rel, Found, Outputs};
 use super::CacheError;
 use crate::hash::manifest::Manifest;
+use crate::hash::state::DirSummary;
+use crate::hash::walk::{FileEntry, Stat};
 use crate::hash::HashError;
 use crate::repo::dvcfile::Out;
 
@@ -130,10 +132,8 @@ impl Outputs {
         let Ok(manifest) = self.cache.read_manifest(&oid, kind) else {
             return Ok(missing());
         };
-        let complete = manifest
-            .entries()
-            .par_iter()
-            .all(|e| self.cache.contains(&e.oid, kind));
+        let oids: Vec<ObjectId> = manifest.entries().iter().map(|e| e.oid).collect();
+        let complete = self.cache.contains_all(&oids, kind);
         if !complete {
             return Ok(missing());
         }
@@ -299,8 +299,8 @@ impl Outputs {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| HashError::io(parent, e))?;
                 }
-                self.cache.link_to(&oid, kind, path, out.isexec)?;
-                self.remember_file(path, kind, oid);
+                let st = self.cache.link_to_stat(&oid, kind, path, out.isexec)?;
+                self.state.put_files(kind, [(path.to_path_buf(), &st, oid)]);
                 Ok(Some(if existed {
                     Change::Modified
                 } else {
@@ -336,35 +336,44 @@ impl Outputs {
                 for p in &parents {
                     make_dir_replacing_files(p)?;
                 }
-                let linked: Vec<Result<(PathBuf, ObjectId), CacheError>> = link
+                let linked: Vec<Result<(PathBuf, Stat, ObjectId), CacheError>> = link
                     .par_iter()
                     .map(|&i| {
                         let e = &entries[i];
                         let dest = join_rel(path, &e.relpath);
-                        self.cache.link_to(&e.oid, kind, &dest, false)?;
-                        Ok((dest, e.oid))
+                        let st = self.cache.link_to_stat(&e.oid, kind, &dest, false)?;
+                        Ok((dest, st, e.oid))
                     })
                     .collect();
                 let mut fresh = Vec::with_capacity(linked.len());
                 for r in linked {
                     fresh.push(r?);
                 }
-                let stats: Vec<_> = fresh
-                    .par_iter()
-                    .filter_map(|(p, oid)| {
-                        std::fs::metadata(p)
-                            .ok()
-                            .map(|m| (p.clone(), crate::hash::walk::Stat::of(&m), *oid))
-                    })
-                    .collect();
                 self.state
-                    .put_files(kind, stats.iter().map(|(p, s, o)| (p.clone(), s, *o)));
+                    .put_files(kind, fresh.iter().map(|(p, s, o)| (p.clone(), s, *o)));
                 for d in &prune {
                     // Folders holding only ignored files stay, as with DVC.
                     let _ = std::fs::remove_dir(d);
                 }
                 // Record the directory summary now so the next status reads nothing.
-                let _ = self.hash(path, kind);
+                if (!existed || replace_file) && link.len() == entries.len() {
+                    let files: Vec<FileEntry> = link
+                        .iter()
+                        .zip(&fresh)
+                        .map(|(&i, (_, st, _))| FileEntry {
+                            rel: entries[i].relpath.clone(),
+                            stat: *st,
+                        })
+                        .collect();
+                    let summary = DirSummary {
+                        oid: manifest.oid(),
+                        size: files.iter().map(|f| f.stat.size).sum(),
+                        nfiles: files.len() as u64,
+                    };
+                    self.state.put_dir(kind, path, &files, summary);
+                } else {
+                    let _ = self.hash(path, kind);
+                }
                 Ok(Some(if existed {
                     Change::Modified
                 } else {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::{umask, CacheError};
+use crate::hash::walk::Stat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkType {
@@ -62,15 +63,16 @@ impl Linker {
         &self.types
     }
 
-    /// Makes `dest` a link to (or copy of) `src`, replacing whatever `dest` is.
-    pub fn link(&self, src: &Path, dest: &Path, isexec: bool) -> Result<(), CacheError> {
+    /// Makes `dest` a link to (or copy of) `src`, replacing whatever `dest` is. Returns what a
+    /// `stat` of `dest` (following links) now says, for the hash cache.
+    pub fn link(&self, src: &Path, dest: &Path, isexec: bool) -> Result<Stat, CacheError> {
         let mut last = std::io::Error::other("no cache.type configured");
         for &t in &self.types {
             if self.refused.load(Ordering::Relaxed) & t.bit() != 0 {
                 continue;
             }
             match try_link(t, src, dest, isexec) {
-                Ok(()) => return Ok(()),
+                Ok(st) => return Ok(st),
                 Err(e) => {
                     if e.kind() == std::io::ErrorKind::NotFound && !src.exists() {
                         return Err(CacheError::Io {
@@ -94,19 +96,25 @@ impl Linker {
 
 /// A sibling temp name for `dest`, so the final step is an atomic rename.
 fn temp_name(dest: &Path) -> PathBuf {
+    use std::cell::Cell;
+    thread_local! {
+        static NEXT: Cell<u64> = Cell::new({
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.finish()
+        });
+    }
+    let r = NEXT.with(|n| {
+        let v = n.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        n.set(v);
+        v
+    });
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    let r: u64 = rand_u64();
     dest.with_file_name(format!(".{name}.{r:016x}.tmp"))
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id() as u64);
-    h.finish()
 }
 
 fn workspace_mode(isexec: bool) -> u32 {
@@ -118,23 +126,29 @@ fn workspace_mode(isexec: bool) -> u32 {
     }
 }
 
-fn try_link(t: LinkType, src: &Path, dest: &Path, isexec: bool) -> std::io::Result<()> {
+fn try_link(t: LinkType, src: &Path, dest: &Path, isexec: bool) -> std::io::Result<Stat> {
     let tmp = temp_name(dest);
     let made = match t {
         LinkType::Reflink => reflink_copy::reflink(src, &tmp).and_then(|()| {
             std::fs::set_permissions(
                 &tmp,
                 std::fs::Permissions::from_mode(workspace_mode(isexec)),
-            )
+            )?;
+            std::fs::metadata(&tmp).map(|m| Stat::of(&m))
         }),
         LinkType::Copy => copy_new(src, &tmp, workspace_mode(isexec)),
-        LinkType::Hardlink => std::fs::hard_link(src, &tmp),
-        LinkType::Symlink => std::os::unix::fs::symlink(src, &tmp),
+        LinkType::Hardlink => std::fs::hard_link(src, &tmp)
+            .and_then(|()| std::fs::metadata(&tmp).map(|m| Stat::of(&m))),
+        LinkType::Symlink => std::os::unix::fs::symlink(src, &tmp)
+            .and_then(|()| std::fs::metadata(&tmp).map(|m| Stat::of(&m))),
     };
-    if let Err(e) = made {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    let stat = match made {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     let renamed = std::fs::rename(&tmp, dest).or_else(|e| {
         // A folder where the file should go (only then is the extra work worth doing).
         match std::fs::symlink_metadata(dest) {
@@ -145,13 +159,18 @@ fn try_link(t: LinkType, src: &Path, dest: &Path, isexec: bool) -> std::io::Resu
             _ => Err(e),
         }
     });
-    renamed.inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    match renamed {
+        Ok(()) => Ok(stat),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
-/// Copies `src` to a new file created with `mode` (kernel-side copy where the OS offers it).
-fn copy_new(src: &Path, dest: &Path, mode: u32) -> std::io::Result<()> {
+/// Copies `src` to a new file created with `mode`, in the kernel where it can.
+fn copy_new(src: &Path, dest: &Path, mode: u32) -> std::io::Result<Stat> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let mut from = std::fs::File::open(src)?;
     let mut to = std::fs::OpenOptions::new()
@@ -159,12 +178,45 @@ fn copy_new(src: &Path, dest: &Path, mode: u32) -> std::io::Result<()> {
         .create_new(true)
         .mode(mode)
         .open(dest)?;
-    std::io::copy(&mut from, &mut to)?;
+    let mut kernel_copy = true;
+    loop {
+        // SAFETY: both descriptors are open for the call; null offsets use the file positions.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                std::ptr::null_mut(),
+                to.as_raw_fd(),
+                std::ptr::null_mut(),
+                1 << 30,
+                0,
+            )
+        };
+        if n > 0 {
+            continue;
+        }
+        if n == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        // Not offered between these files (e.g. across filesystems): copy in user space.
+        kernel_copy = false;
+        break;
+    }
+    if !kernel_copy {
+        std::io::Seek::seek(&mut from, std::io::SeekFrom::Start(0))?;
+        to.set_len(0)?;
+        std::io::Seek::seek(&mut to, std::io::SeekFrom::Start(0))?;
+        std::io::copy(&mut from, &mut to)?;
+    }
     if mode & umask() != 0 {
         to.set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
-    Ok(())
+    Ok(Stat::of(&to.metadata()?))
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

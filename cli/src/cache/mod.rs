@@ -423,6 +423,17 @@ impl Cache {
         dest: &Path,
         isexec: bool,
     ) -> Result<(), CacheError> {
+        self.link_to_stat(oid, kind, dest, isexec).map(|_| ())
+    }
+
+    /// [`Cache::link_to`], returning the stat of the linked file for the hash cache.
+    pub fn link_to_stat(
+        &self,
+        oid: &ObjectId,
+        kind: HashKind,
+        dest: &Path,
+        isexec: bool,
+    ) -> Result<Stat, CacheError> {
         let src = self.object_path(oid, kind);
         self.links.link(&src, dest, isexec)
     }
