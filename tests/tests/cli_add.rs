@@ -368,3 +368,37 @@ fn adding_a_path_inside_a_tracked_directory_updates_that_directory() {
         "Data and pipelines are up to date.\n"
     );
 }
+
+#[test]
+fn large_files_go_through_the_streaming_path() {
+    let s = repo();
+    // Larger than what is read into memory whole, and not a multiple of the 1 MiB chunk.
+    let data: Vec<u8> = (0..(9 << 20) + 4321)
+        .map(|i: u32| (i % 253) as u8)
+        .collect();
+    s.write("big.bin", &data);
+    s.lode(&["add", "big.bin"]).ok();
+    let hex = md5_hex(&data);
+    assert!(s
+        .read_string("big.bin.dvc")
+        .contains(&format!("- md5: {hex}\n")));
+    assert_eq!(std::fs::read(object(&s, &hex)).expect("object"), data);
+    std::fs::remove_file(s.join("big.bin")).expect("rm");
+    assert_eq!(s.lode(&["checkout"]).ok().stdout, "A       big.bin\n");
+    assert_eq!(s.read("big.bin"), data);
+}
+
+#[test]
+fn autostage_stages_the_files_instead_of_printing_advice() {
+    let s = repo();
+    s.write(".dvc/config", b"[core]\n    autostage = true\n");
+    s.write("data.csv", b"1\n");
+    let run = s.lode(&["add", "data.csv"]).ok();
+    assert_eq!(run.stdout, "");
+    let staged = s
+        .run("git", &["diff", "--cached", "--name-only"])
+        .ok()
+        .stdout;
+    assert!(staged.lines().any(|l| l == "data.csv.dvc"), "{staged}");
+    assert!(staged.lines().any(|l| l == ".gitignore"), "{staged}");
+}
