@@ -300,7 +300,8 @@ impl Outputs {
                     std::fs::create_dir_all(parent).map_err(|e| HashError::io(parent, e))?;
                 }
                 let st = self.cache.link_to_stat(&oid, kind, path, out.isexec)?;
-                self.state.put_files(kind, [(path.to_path_buf(), &st, oid)]);
+                self.state
+                    .put_written_files(kind, [(path.to_path_buf(), &st, oid)]);
                 Ok(Some(if existed {
                     Change::Modified
                 } else {
@@ -350,7 +351,7 @@ impl Outputs {
                     fresh.push(r?);
                 }
                 self.state
-                    .put_files(kind, fresh.iter().map(|(p, s, o)| (p.clone(), s, *o)));
+                    .put_written_files(kind, fresh.iter().map(|(p, s, o)| (p.clone(), s, *o)));
                 for d in &prune {
                     // Folders holding only ignored files stay, as with DVC.
                     let _ = std::fs::remove_dir(d);
@@ -370,7 +371,7 @@ impl Outputs {
                         size: files.iter().map(|f| f.stat.size).sum(),
                         nfiles: files.len() as u64,
                     };
-                    self.state.put_dir(kind, path, &files, summary);
+                    self.state.put_written_dir(kind, path, &files, summary);
                 } else {
                     let _ = self.hash(path, kind);
                 }

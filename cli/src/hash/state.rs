@@ -14,6 +14,17 @@ use super::md5_bytes;
 use super::walk::{FileEntry, Stat};
 
 const FILES: &[u8] = b"files";
+
+/// How recent an mtime must be to count as racy: more than a filesystem clock tick.
+pub const RACY_NS: i64 = 100_000_000;
+
+fn racy_horizon() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(i64::MAX);
+    now - RACY_NS
+}
 const DIRS: &[u8] = b"dirs";
 
 /// A directory's hash and totals, as recorded last time it was hashed.
@@ -65,12 +76,32 @@ impl HashState {
         (s == (stat.ino, stat.size, stat.mtime_ns)).then(|| ObjectId::from_digest(digest, false))
     }
 
-    /// Records file hashes in one batch.
+    /// Records hashes of files that were read, in one batch. A file modified within the last
+    /// [`RACY_NS`] is left out: another write in the same clock tick would keep its mtime, so its
+    /// stat can't vouch for the bytes that were hashed ("racy" entries, as Git calls them).
     pub fn put_files<'a>(
         &self,
         kind: HashKind,
         items: impl IntoIterator<Item = (PathBuf, &'a Stat, ObjectId)>,
     ) {
+        let horizon = racy_horizon();
+        self.put(
+            kind,
+            items.into_iter().filter(|(_, st, _)| st.mtime_ns < horizon),
+        );
+    }
+
+    /// Records hashes of files lode has just written itself from the cache (checkout), where the
+    /// content is known without reading it back.
+    pub fn put_written_files<'a>(
+        &self,
+        kind: HashKind,
+        items: impl IntoIterator<Item = (PathBuf, &'a Stat, ObjectId)>,
+    ) {
+        self.put(kind, items.into_iter());
+    }
+
+    fn put<'a>(&self, kind: HashKind, items: impl Iterator<Item = (PathBuf, &'a Stat, ObjectId)>) {
         let Some(tree) = &self.files else { return };
         let mut batch = sled::Batch::default();
         for (path, stat, oid) in items {
@@ -99,7 +130,23 @@ impl HashState {
         })
     }
 
+    /// Records a directory's summary, unless one of its files is racy (see [`Self::put_files`]).
+    /// Records a directory's summary, unless one of its files is racy (see [`Self::put_files`]).
     pub fn put_dir(&self, kind: HashKind, dir: &Path, files: &[FileEntry], sum: DirSummary) {
+        let horizon = racy_horizon();
+        if files.iter().all(|f| f.stat.mtime_ns < horizon) {
+            self.put_written_dir(kind, dir, files, sum);
+        }
+    }
+
+    /// Records the summary of a directory lode has just written from the cache.
+    pub fn put_written_dir(
+        &self,
+        kind: HashKind,
+        dir: &Path,
+        files: &[FileEntry],
+        sum: DirSummary,
+    ) {
         let Some(tree) = &self.dirs else { return };
         let mut v = Vec::with_capacity(48);
         v.extend_from_slice(&fingerprint(files));
@@ -225,6 +272,28 @@ mod tests {
         let second = HashState::open(d.path());
         assert_eq!(second.get_file(HashKind::Md5, &p, &st), None);
         assert_eq!(first.get_file(HashKind::Md5, &p, &st), Some(oid));
+    }
+
+    #[test]
+    fn racy_entries_are_not_recorded() {
+        let d = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let st = Stat {
+            ino: 1,
+            size: 2,
+            mtime_ns: now,
+            mode: 0,
+        };
+        let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        let s = HashState::open(d.path());
+        s.put_files(HashKind::Md5, [(a.clone(), &st, oid)]);
+        s.put_written_files(HashKind::Md5, [(b.clone(), &st, oid)]);
+        assert_eq!(s.get_file(HashKind::Md5, &a, &st), None);
+        assert_eq!(s.get_file(HashKind::Md5, &b, &st), Some(oid));
     }
 
     #[test]
