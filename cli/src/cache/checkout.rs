@@ -48,6 +48,8 @@ pub enum Plan {
 pub struct Planned {
     pub plan: Plan,
     pub unsaved: Vec<PathBuf>,
+    /// False when the plan only re-creates links (`--relink`) for content already in place.
+    pub changed: bool,
 }
 
 /// The change a checkout made, as DVC's letters: `A` added, `M` modified.
@@ -99,13 +101,16 @@ impl Outputs {
                         existed: false,
                     },
                     unsaved: Vec::new(),
+                    changed: true,
                 });
             };
             let mut unsaved = Vec::new();
+            let mut changed = true;
             if meta.is_dir() {
                 unsaved = self.unsaved_in_dir(path, kind)?;
             } else {
                 let now = self.hash(path, kind)?;
+                changed = now.oid() != Some(oid);
                 if now.oid() == Some(oid) && !relink {
                     if let Found::File { isexec, .. } = now {
                         if out.isexec && !isexec {
@@ -115,6 +120,7 @@ impl Outputs {
                     return Ok(Planned {
                         plan: Plan::Nothing,
                         unsaved,
+                        changed: true,
                     });
                 }
                 if let Some(cur) = now.oid() {
@@ -126,6 +132,7 @@ impl Outputs {
             return Ok(Planned {
                 plan: Plan::File { oid, existed: true },
                 unsaved,
+                changed,
             });
         }
 
@@ -150,6 +157,7 @@ impl Outputs {
                     replace_file: false,
                 },
                 unsaved: Vec::new(),
+                changed: true,
             }),
             Some(m) if !m.is_dir() => {
                 let mut unsaved = Vec::new();
@@ -168,6 +176,7 @@ impl Outputs {
                         replace_file: true,
                     },
                     unsaved,
+                    changed: true,
                 })
             }
             Some(_) => self.plan_dir(path, kind, oid, manifest, relink),
@@ -215,6 +224,7 @@ impl Outputs {
             return Ok(Planned {
                 plan,
                 unsaved: Vec::new(),
+                changed: true,
             });
         }
         let hashed = self.hash_tree(path, tree, kind)?;
@@ -225,6 +235,7 @@ impl Outputs {
             .map(|(i, e)| (e.relpath.as_str(), (i, &e.oid)))
             .collect();
         let mut present: HashSet<&str> = HashSet::new();
+        let mut differ = false;
         let mut link = Vec::new();
         let mut delete = Vec::new();
         let mut unsaved = Vec::new();
@@ -233,6 +244,7 @@ impl Outputs {
             match wanted.get(f.rel.as_str()) {
                 Some((i, want)) => {
                     present.insert(f.rel.as_str());
+                    differ |= *want != cur;
                     if *want != cur || relink {
                         link.push(*i);
                         if *want != cur && !self.cache.contains(cur, kind) {
@@ -251,14 +263,17 @@ impl Outputs {
         for (i, e) in manifest.entries().iter().enumerate() {
             if !present.contains(e.relpath.as_str()) {
                 link.push(i);
+                differ = true;
             }
         }
         if link.is_empty() && delete.is_empty() && prune.is_empty() {
             return Ok(Planned {
                 plan: Plan::Nothing,
                 unsaved,
+                changed: true,
             });
         }
+        let changed = differ || !delete.is_empty() || !prune.is_empty();
         Ok(Planned {
             plan: Plan::Dir {
                 manifest,
@@ -269,6 +284,7 @@ impl Outputs {
                 replace_file: false,
             },
             unsaved,
+            changed,
         })
     }
 
@@ -389,6 +405,7 @@ fn missing() -> Planned {
     Planned {
         plan: Plan::Missing,
         unsaved: Vec::new(),
+        changed: false,
     }
 }
 

@@ -33,7 +33,7 @@ pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
                 continue;
             }
             unsaved.extend(planned.unsaved);
-            plans.push((path, out, planned.plan));
+            plans.push((path, out, planned.plan, planned.changed));
         }
     }
     if !unsaved.is_empty() && !args.force {
@@ -47,11 +47,11 @@ pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
     }
 
     let mut result = Ok(());
-    for (path, out, plan) in plans {
+    for (path, out, plan, changed) in plans {
         let is_dir = matches!(plan, Plan::Dir { .. });
         match outputs.apply_checkout(&path, out, plan) {
             Ok(Some(change)) => {
-                if !ui.quiet {
+                if changed && !ui.quiet {
                     let slash = if is_dir { "/" } else { "" };
                     println!("{}       {}{slash}", change.letter(), rel(&path, &cwd));
                 }
@@ -65,6 +65,9 @@ pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
     }
     outputs.flush();
     result?;
+    if args.relink && failed.is_empty() && !ui.quiet {
+        println!("Relinked successfully");
+    }
     if !failed.is_empty() {
         return Err(LodeError::Other(format!(
             "Checkout failed for following targets:\n{}\nIs your cache up to date?\n<https://error.dvc.org/missing-files>",
