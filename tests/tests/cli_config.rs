@@ -69,8 +69,12 @@ impl Pair {
     /// Runs the command in both repositories (from `rel`) and checks exit code and output match.
     #[track_caller]
     fn same_in(&self, rel: &str, args: &[&str]) -> Run {
-        let d = self.d_run(rel, args);
-        let l = self.l_run(rel, args);
+        // The two repositories are independent: run both tools at once.
+        let (d, l) = std::thread::scope(|scope| {
+            let d = scope.spawn(|| self.d_run(rel, args));
+            let l = self.l_run(rel, args);
+            (d.join().expect("dvc run"), l)
+        });
         let (dout, lout) = (
             self.normalise(&d.stdout, self.d.path(), self.d_home.path()),
             self.normalise(&l.stdout, self.l.path(), self.l_home.path()),
