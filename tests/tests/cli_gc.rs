@@ -321,6 +321,12 @@ fn prompt_and_scope_errors() {
         assert_eq!(r.code, 251, "{program:?}");
         assert!(r.stderr.contains("no remote specified in"), "{}", r.stderr);
     }
+    // Quiet: no warning and no summary, but the question is still asked.
+    let s = clone(&h.repo);
+    let r = with_stdin(&s, &lode, &["gc", "-w", "-q"], "y\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Are you sure you want to proceed? [y/n]: ");
+    assert_eq!(r.stderr, "");
     let outside = Scratch::new();
     let r = outside.lode(&["gc", "-w", "-f"]);
     assert_eq!(r.code, 253);

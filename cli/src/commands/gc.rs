@@ -343,7 +343,9 @@ pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
         ));
     }
     let force = args.force || args.dry;
-    eprintln!("WARNING: {}", warning_text(&args));
+    if !ui.quiet {
+        eprintln!("WARNING: {}", warning_text(&args));
+    }
     if !force && !confirm()? {
         return Ok(1);
     }
