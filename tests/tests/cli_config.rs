@@ -308,6 +308,13 @@ fn config_get_set_unset_match_dvc() {
     p.same(&["config", "core.check_update"]);
     p.same(&["remote", "add", "--global", "g", "/g/store"]);
     p.same(&["remote", "list"]);
+    // -q silences everything but errors and the exit code.
+    p.same(&["remote", "list", "-q"]);
+    p.same(&["config", "-l", "-q"]);
+    p.same(&["remote", "default", "-q"]);
+    p.same(&["remote", "add", "-q", "-d", "quiet", "/q"]);
+    p.same(&["cache", "dir", "-q"]);
+    p.same(&["config", "core.remote", "-q"]);
     // A malformed name is an argument error in both (exit 254); the texts differ.
     let d = p.d_run(".", &["config", "nodots"]);
     let l = p.l_run(".", &["config", "nodots"]);

@@ -12,7 +12,7 @@ fn missing_dir() -> ConfigError {
     ConfigError::Invalid("option 'dir' doesn't exist in section 'cache'".into())
 }
 
-pub fn run(args: CacheArgs, _ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: CacheArgs, ui: Ui) -> Result<u8, LodeError> {
     let CacheCommand::Dir {
         value,
         unset,
@@ -41,7 +41,9 @@ pub fn run(args: CacheArgs, _ui: Ui) -> Result<u8, LodeError> {
                 None => return Err(missing_dir().into()),
             },
         };
-        println!("{shown}");
+        if !ui.quiet {
+            println!("{shown}");
+        }
         return Ok(0);
     }
 

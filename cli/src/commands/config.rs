@@ -126,7 +126,7 @@ fn check(file: Option<&ConfigFile>, name: &Name) -> Result<(), ConfigError> {
     Ok(())
 }
 
-pub fn run(args: ConfigArgs, _ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: ConfigArgs, ui: Ui) -> Result<u8, LodeError> {
     let level = Level::from_flags(args.system, args.global, args.project, args.local);
     if args.show_origin && (args.value.is_some() || args.unset) {
         return Err(LodeError::Failed(
@@ -155,7 +155,7 @@ pub fn run(args: ConfigArgs, _ui: Ui) -> Result<u8, LodeError> {
                 .into_iter()
                 .map(|(k, v)| format!("{prefix}{k}={v}"))
                 .collect();
-            if !lines.is_empty() {
+            if !lines.is_empty() && !ui.quiet {
                 println!("{}", lines.join("\n"));
             }
         }
@@ -182,7 +182,9 @@ pub fn run(args: ConfigArgs, _ui: Ui) -> Result<u8, LodeError> {
                                 String::new()
                             };
                             let shown = display_value(&f.conf_dir(), &section, &name.option, v);
-                            println!("{prefix}{shown}");
+                            if !ui.quiet {
+                                println!("{prefix}{shown}");
+                            }
                             break;
                         }
                     }

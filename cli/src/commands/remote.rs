@@ -45,7 +45,7 @@ fn expand_tabs(s: &str) -> String {
 /// The order DVC updates `core.remote` in the other files after a remove or rename.
 const LEVELS_DESC: [Level; 4] = [Level::Local, Level::Repo, Level::Global, Level::System];
 
-pub fn run(args: RemoteArgs, _ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
     let mut config = open_config()?;
     let cwd = current_dir()?;
     match args.command {
@@ -57,7 +57,7 @@ pub fn run(args: RemoteArgs, _ui: Ui) -> Result<u8, LodeError> {
             level,
         } => {
             let name = name.to_lowercase();
-            if default {
+            if default && !ui.quiet {
                 println!("Setting '{name}' as a default remote.");
             }
             config.edit(level_of(&level).unwrap_or(Level::Repo), |file, _| {
@@ -153,7 +153,9 @@ pub fn run(args: RemoteArgs, _ui: Ui) -> Result<u8, LodeError> {
                 } else {
                     format!("{name}\t{url}")
                 };
-                println!("{}", expand_tabs(&line).trim_end());
+                if !ui.quiet {
+                    println!("{}", expand_tabs(&line).trim_end());
+                }
             }
             Ok(0)
         }
@@ -171,11 +173,15 @@ pub fn run(args: RemoteArgs, _ui: Ui) -> Result<u8, LodeError> {
                 };
                 return match current {
                     Some(r) => {
-                        println!("{r}");
+                        if !ui.quiet {
+                            println!("{r}");
+                        }
                         Ok(0)
                     }
                     None => {
-                        println!("No default remote set");
+                        if !ui.quiet {
+                            println!("No default remote set");
+                        }
                         Ok(1)
                     }
                 };
