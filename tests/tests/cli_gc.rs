@@ -443,3 +443,44 @@ fn gc_respects_the_repository_lock() {
     );
     assert!(content.trim().parse::<u32>().is_ok(), "{content:?}");
 }
+
+/// A used `.dir` manifest that is missing from the cache can't name its entries, and DVC
+/// collects them; one that is there but unreadable stops gc before anything is removed.
+#[test]
+fn missing_or_corrupt_manifests() {
+    let Some(dvc) = dvc::require() else { return };
+    let s = Scratch::git();
+    s.run(&dvc, &["init", "-q"]).ok();
+    s.write("d/a", "a\n");
+    s.write("d/b", "b\n");
+    s.run(&dvc, &["add", "-q", "d"]).ok();
+    write_and_add(&s, &dvc, "junk.txt", "junk\n");
+    std::fs::remove_file(s.join("junk.txt.dvc")).expect("untrack");
+    let manifest = walkdir::WalkDir::new(s.join(".dvc/cache"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.path().to_string_lossy().ends_with(".dir"))
+        .expect("a .dir object")
+        .into_path();
+
+    let corrupt = clone(&s);
+    let dir_obj = corrupt.join(
+        &manifest
+            .strip_prefix(s.path())
+            .expect("rel")
+            .to_string_lossy(),
+    );
+    std::fs::set_permissions(&dir_obj, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::write(&dir_obj, "not json").expect("corrupt");
+    let before = cache_objects(&corrupt);
+    let r = corrupt.lode(&["gc", "-w", "-f"]);
+    assert_eq!(r.code, 255);
+    assert!(r.stderr.contains("is corrupted"), "{}", r.stderr);
+    assert_eq!(cache_objects(&corrupt), before);
+
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::remove_file(&manifest).expect("remove manifest");
+    let h = History { repo: s, dvc };
+    let (left, _) = gc_both(&h, &["gc", "-w", "-f"]);
+    assert!(left.is_empty(), "{left:?}");
+}

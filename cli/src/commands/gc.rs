@@ -149,8 +149,10 @@ impl Used {
         }
     }
 
-    /// Adds the entries of every used `.dir` manifest found in the cache.
-    fn expand_dirs(&mut self, cache: &Cache) {
+    /// Adds the entries of every used `.dir` manifest found in the cache. A manifest missing
+    /// from the cache cannot name its entries (DVC then keeps only the `.dir` id, and so does
+    /// Lode); one that is there but unreadable stops gc, as in DVC, so nothing it names is lost.
+    fn expand_dirs(&mut self, cache: &Cache) -> Result<(), LodeError> {
         for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
             let dirs: Vec<ObjectId> = self
                 .set(kind)
@@ -159,16 +161,21 @@ impl Used {
                 .copied()
                 .collect();
             for dir in dirs {
-                // A manifest missing from the cache cannot name its entries; DVC keeps only the
-                // `.dir` id then, and so does Lode.
-                if let Ok(manifest) = cache.read_manifest(&dir, kind) {
-                    let set = self.set(kind);
-                    for e in manifest.entries() {
-                        set.insert(e.oid);
-                    }
+                if !cache.contains(&dir, kind) {
+                    continue;
+                }
+                let manifest = cache.read_manifest(&dir, kind).map_err(|e| {
+                    LodeError::Other(format!(
+                        "object {dir} is corrupted ({e}); nothing was removed"
+                    ))
+                })?;
+                let set = self.set(kind);
+                for e in manifest.entries() {
+                    set.insert(e.oid);
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -257,7 +264,7 @@ fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache) -> Result<Used, LodeE
             }
         }
     }
-    used.expand_dirs(cache);
+    used.expand_dirs(cache)?;
     Ok(used)
 }
 
