@@ -366,8 +366,11 @@ impl Outputs {
                 for r in linked {
                     fresh.push(r?);
                 }
-                self.state
-                    .put_written_files(kind, fresh.iter().map(|(p, s, o)| (p.clone(), s, *o)));
+                let mut known = self.state.get_dir_files(kind, path);
+                for (&i, (_, st, oid)) in link.iter().zip(&fresh) {
+                    known.insert_written(&entries[i].relpath, st, *oid);
+                }
+                self.state.put_dir_files(kind, path, &known);
                 for d in &prune {
                     // Folders holding only ignored files stay, as with DVC.
                     let _ = std::fs::remove_dir(d);

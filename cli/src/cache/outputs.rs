@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::{Cache, CacheError, Staged};
 use crate::hash::manifest::{Entry, Manifest};
-use crate::hash::state::{DirSummary, HashState};
+use crate::hash::state::{DirFiles, DirSummary, HashState};
 use crate::hash::walk::{self, FileEntry, Stat, Tree};
 use crate::hash::{hash_file, HashError};
 use crate::repo::dvcfile::{self, DvcFile, OutRecord};
@@ -151,30 +151,35 @@ impl Outputs {
         tree: Tree,
         kind: HashKind,
     ) -> Result<HashedDir, CacheError> {
+        let mut known = self.state.get_dir_files(kind, dir);
         let results: Vec<Result<(ObjectId, bool), HashError>> = tree
             .files
             .par_iter()
-            .map(|f| {
-                let abs = join_rel(dir, &f.rel);
-                match self.state.get_file(kind, &abs, &f.stat) {
-                    Some(oid) => Ok((oid, false)),
-                    None => hash_file(&abs, kind).map(|(oid, _)| (oid, true)),
-                }
+            .map(|f| match known.get(&f.rel, &f.stat) {
+                Some(oid) => Ok((oid, false)),
+                None => hash_file(&join_rel(dir, &f.rel), kind).map(|(oid, _)| (oid, true)),
             })
             .collect();
         let mut oids = Vec::with_capacity(results.len());
-        let mut fresh = Vec::new();
         for (f, r) in tree.files.iter().zip(results) {
             let (oid, new) = r?;
             if new {
-                fresh.push((join_rel(dir, &f.rel), &f.stat, oid));
+                known.insert_read(&f.rel, &f.stat, oid);
             }
             oids.push(oid);
         }
-        self.state.put_files(kind, fresh);
+        self.forget_missing(&mut known, &tree);
+        self.state.put_dir_files(kind, dir, &known);
         let hd = finish_dir(tree, oids);
         self.remember_dir(dir, kind, &hd);
         Ok(hd)
+    }
+
+    /// Drops records of files no longer in the directory, so the record tracks the tree.
+    fn forget_missing(&self, known: &mut DirFiles, tree: &Tree) {
+        let present: std::collections::HashSet<&str> =
+            tree.files.iter().map(|f| f.rel.as_str()).collect();
+        known.retain(|r| present.contains(r));
     }
 
     fn remember_dir(&self, dir: &Path, kind: HashKind, hd: &HashedDir) {
@@ -211,12 +216,13 @@ impl Outputs {
             });
         }
         let tree = self.walk(path)?;
+        let mut known = self.state.get_dir_files(kind, path);
         let results: Vec<Result<(ObjectId, Option<Staged>), CacheError>> = tree
             .files
             .par_iter()
             .map(|f| {
                 let abs = join_rel(path, &f.rel);
-                if let Some(oid) = self.state.get_file(kind, &abs, &f.stat) {
+                if let Some(oid) = known.get(&f.rel, &f.stat) {
                     if self.cache.is_protected(&oid, kind) {
                         return Ok((oid, None));
                     }
@@ -227,12 +233,11 @@ impl Outputs {
             .collect();
         let mut oids = Vec::with_capacity(results.len());
         let mut staged = Vec::new();
-        let mut fresh = Vec::new();
         for (f, r) in tree.files.iter().zip(results) {
             let (oid, s) = r?;
             if let Some(s) = s {
                 staged.push(s);
-                fresh.push((join_rel(path, &f.rel), &f.stat, oid));
+                known.insert_read(&f.rel, &f.stat, oid);
             }
             oids.push(oid);
         }
@@ -250,7 +255,8 @@ impl Outputs {
         let dir_oid = ObjectId::from_digest(crate::hash::md5_bytes(&bytes), true);
         staged.push(self.cache.stage_bytes(dir_oid, kind, &bytes)?);
         self.cache.commit(staged)?;
-        self.state.put_files(kind, fresh);
+        self.forget_missing(&mut known, &tree);
+        self.state.put_dir_files(kind, path, &known);
         let hd = HashedDir {
             tree,
             oids,

@@ -14,6 +14,7 @@ use super::md5_bytes;
 use super::walk::{FileEntry, Stat};
 
 const FILES: &[u8] = b"files";
+const DIR_FILES: &[u8] = b"dir-files";
 
 /// How recent an mtime must be to count as racy: more than a filesystem clock tick.
 pub const RACY_NS: i64 = 100_000_000;
@@ -35,7 +36,90 @@ pub struct DirSummary {
     pub nfiles: u64,
 }
 
+/// What is remembered of one file: (inode, size, mtime ns) and its digest.
+type Record = ((u64, u64, i64), [u8; 16]);
+
+/// The file hashes of one tracked directory, kept as a single record: one lookup for the whole
+/// directory instead of one per file.
+#[derive(Debug, Default)]
+pub struct DirFiles {
+    map: std::collections::HashMap<String, Record>,
+    changed: bool,
+}
+
+impl DirFiles {
+    /// The recorded hash of `rel`, if its stat is unchanged.
+    pub fn get(&self, rel: &str, stat: &Stat) -> Option<ObjectId> {
+        let (key, digest) = self.map.get(rel)?;
+        (*key == (stat.ino, stat.size, stat.mtime_ns))
+            .then(|| ObjectId::from_digest(*digest, false))
+    }
+
+    /// Records a hash computed by reading the file, unless the file is racy (see
+    /// [`HashState::put_files`]).
+    pub fn insert_read(&mut self, rel: &str, stat: &Stat, oid: ObjectId) {
+        if stat.mtime_ns < racy_horizon() {
+            self.insert_written(rel, stat, oid);
+        }
+    }
+
+    /// Records the hash of a file lode wrote itself from the cache.
+    pub fn insert_written(&mut self, rel: &str, stat: &Stat, oid: ObjectId) {
+        let v = ((stat.ino, stat.size, stat.mtime_ns), *oid.digest());
+        if self.map.get(rel) != Some(&v) {
+            self.map.insert(rel.to_string(), v);
+            self.changed = true;
+        }
+    }
+
+    /// Drops entries for files that are gone.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        let before = self.map.len();
+        self.map.retain(|k, _| keep(k));
+        self.changed |= self.map.len() != before;
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.map.len() * 72);
+        for (rel, ((ino, size, mtime), digest)) in &self.map {
+            v.extend_from_slice(&(rel.len() as u32).to_le_bytes());
+            v.extend_from_slice(rel.as_bytes());
+            v.extend_from_slice(&ino.to_le_bytes());
+            v.extend_from_slice(&size.to_le_bytes());
+            v.extend_from_slice(&mtime.to_le_bytes());
+            v.extend_from_slice(digest);
+        }
+        v
+    }
+
+    fn decode(mut b: &[u8]) -> Option<DirFiles> {
+        let mut map = std::collections::HashMap::new();
+        let take = |b: &mut &[u8], n: usize| -> Option<Vec<u8>> {
+            if b.len() < n {
+                return None;
+            }
+            let (h, t) = b.split_at(n);
+            *b = t;
+            Some(h.to_vec())
+        };
+        while !b.is_empty() {
+            let len = u32::from_le_bytes(take(&mut b, 4)?.try_into().ok()?) as usize;
+            let rel = String::from_utf8(take(&mut b, len)?).ok()?;
+            let ino = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+            let size = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+            let mtime = i64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+            let digest: [u8; 16] = take(&mut b, 16)?.try_into().ok()?;
+            map.insert(rel, ((ino, size, mtime), digest));
+        }
+        Some(DirFiles {
+            map,
+            changed: false,
+        })
+    }
+}
+
 pub struct HashState {
+    dir_files: Option<sled::Tree>,
     files: Option<sled::Tree>,
     dirs: Option<sled::Tree>,
     db: Option<sled::Db>,
@@ -45,6 +129,7 @@ impl HashState {
     /// A state that remembers nothing (used when the real one is unavailable).
     pub fn disabled() -> HashState {
         HashState {
+            dir_files: None,
             files: None,
             dirs: None,
             db: None,
@@ -156,6 +241,22 @@ impl HashState {
         let _ = tree.insert(file_key(kind, dir), v);
     }
 
+    /// The recorded file hashes of directory `dir` (empty when there are none).
+    pub fn get_dir_files(&self, kind: HashKind, dir: &Path) -> DirFiles {
+        self.dir_files
+            .as_ref()
+            .and_then(|t| t.get(file_key(kind, dir)).ok().flatten())
+            .and_then(|v| DirFiles::decode(&v))
+            .unwrap_or_default()
+    }
+
+    /// Stores `files` as the record of `dir`, if anything in it changed.
+    pub fn put_dir_files(&self, kind: HashKind, dir: &Path, files: &DirFiles) {
+        if let (Some(t), true) = (&self.dir_files, files.changed) {
+            let _ = t.insert(file_key(kind, dir), files.encode());
+        }
+    }
+
     /// Makes the recorded entries durable; losing them only costs re-hashing.
     pub fn flush(&self) {
         if let Some(db) = &self.db {
@@ -171,6 +272,7 @@ fn try_open(path: &Path) -> Result<HashState, sled::Error> {
         .flush_every_ms(None)
         .open()?;
     Ok(HashState {
+        dir_files: Some(db.open_tree(DIR_FILES)?),
         files: Some(db.open_tree(FILES)?),
         dirs: Some(db.open_tree(DIRS)?),
         db: Some(db),
@@ -294,6 +396,37 @@ mod tests {
         s.put_written_files(HashKind::Md5, [(b.clone(), &st, oid)]);
         assert_eq!(s.get_file(HashKind::Md5, &a, &st), None);
         assert_eq!(s.get_file(HashKind::Md5, &b, &st), Some(oid));
+    }
+
+    #[test]
+    fn directory_records_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let st = Stat {
+            ino: 1,
+            size: 2,
+            mtime_ns: 3,
+            mode: 0,
+        };
+        let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
+        let dir = d.path().join("data");
+        {
+            let s = HashState::open(d.path());
+            let mut f = s.get_dir_files(HashKind::Md5, &dir);
+            f.insert_read("a/\u{e9}.txt", &st, oid);
+            f.insert_read("b", &st, oid);
+            f.retain(|r| r != "b");
+            s.put_dir_files(HashKind::Md5, &dir, &f);
+            s.flush();
+        }
+        let s = HashState::open(d.path());
+        let f = s.get_dir_files(HashKind::Md5, &dir);
+        assert_eq!(f.get("a/\u{e9}.txt", &st), Some(oid));
+        assert_eq!(f.get("b", &st), None);
+        assert_eq!(f.get("a/\u{e9}.txt", &Stat { size: 9, ..st }), None);
+        assert!(s
+            .get_dir_files(HashKind::Md5Dos2unix, &dir)
+            .get("a/\u{e9}.txt", &st)
+            .is_none());
     }
 
     #[test]
