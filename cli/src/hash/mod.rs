@@ -122,21 +122,27 @@ pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Hashes everything `r` yields; returns the digest and the byte count.
 pub fn hash_reader(r: &mut impl Read, kind: HashKind) -> std::io::Result<([u8; 16], u64)> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut h = StreamHasher::new(kind);
-    let mut total = 0u64;
-    loop {
-        let n = read_full(r, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        total += n as u64;
-        if n < CHUNK {
-            break;
-        }
+    thread_local! {
+        // One buffer per thread: hashing many small files must not allocate 1 MiB for each.
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    Ok((h.finish(), total))
+    BUF.with_borrow_mut(|buf| {
+        buf.resize(CHUNK, 0);
+        let mut h = StreamHasher::new(kind);
+        let mut total = 0u64;
+        loop {
+            let n = read_full(r, buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            total += n as u64;
+            if n < CHUNK {
+                break;
+            }
+        }
+        Ok((h.finish(), total))
+    })
 }
 
 /// Hashes a file, failing if it changes size or mtime while being read.
