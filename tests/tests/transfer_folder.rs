@@ -291,3 +291,45 @@ fn plain_http_server_fallback() {
     assert_eq!(gc.code, 255);
     assert!(gc.stderr.contains("cannot list or delete"), "{}", gc.stderr);
 }
+
+#[test]
+fn all_commits_push_and_fetch_every_version() {
+    let remote = Scratch::new();
+    let s = Scratch::git();
+    s.lode(&["init", "-q"]).ok();
+    s.lode(&[
+        "remote",
+        "add",
+        "-d",
+        "store",
+        remote.path().to_str().unwrap(),
+    ])
+    .ok();
+    s.write("v.txt", "one\n");
+    s.lode(&["add", "v.txt"]).ok();
+    commit_all(&s);
+    s.write("v.txt", "two\n");
+    s.lode(&["add", "v.txt"]).ok();
+    commit_all(&s);
+    assert_eq!(s.lode(&["push"]).ok().stdout, "1 file pushed\n");
+    assert_eq!(s.lode(&["push", "-A"]).ok().stdout, "1 file pushed\n");
+    assert_eq!(files_under(remote.path()).len(), 2);
+    let c = clone_of(&s);
+    let lode = lode_e2e::bins::lode();
+    assert_eq!(
+        c.run_in("w", &lode, &["fetch"]).ok().stdout,
+        "1 file fetched\n"
+    );
+    assert_eq!(
+        c.run_in("w", &lode, &["fetch", "--all-commits"])
+            .ok()
+            .stdout,
+        "1 file fetched\n"
+    );
+    assert_eq!(
+        c.run_in("w", &lode, &["status", "-c", "--json"])
+            .ok()
+            .stdout,
+        "{}\n"
+    );
+}

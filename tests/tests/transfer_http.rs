@@ -586,3 +586,62 @@ fn dvc_push_lode_pull_and_back() {
         "Cache and remote 'storage' are in sync."
     );
 }
+
+/// DVC 2 legacy (md5-dos2unix) objects keep their own namespace on the way out and back: the
+/// server stores them as legacy blobs and the clone gets the raw CRLF bytes back.
+#[test]
+fn legacy_objects_round_trip() {
+    let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dvc2-legacy");
+    let server = Server::start();
+    let token = server.project_with_token("legacy", "write");
+    let s = Scratch::git();
+    for entry in walkdir::WalkDir::new(&fixture) {
+        let entry = entry.expect("walk fixture");
+        let rel = entry.path().strip_prefix(&fixture).expect("relative");
+        let dest = s.path().join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy");
+        }
+    }
+    s.lode(&[
+        "remote",
+        "add",
+        "-d",
+        "storage",
+        &server.project_url("legacy"),
+    ])
+    .ok();
+    s.lode(&["remote", "modify", "--local", "storage", "auth", "basic"])
+        .ok();
+    s.lode(&["remote", "modify", "--local", "storage", "user", "u"])
+        .ok();
+    s.lode(&["remote", "modify", "--local", "storage", "password", &token])
+        .ok();
+    commit_all(&s);
+    let push = s.lode(&["push"]).ok();
+    assert!(push.stdout.ends_with("files pushed\n"), "{}", push.stdout);
+    let legacy_blobs = server.stored_files();
+    assert!(
+        legacy_blobs
+            .iter()
+            .any(|p| p == "blobs/md5-dos2unix/e5/ebd4c02cefbe7955977c67ada242b7"),
+        "{legacy_blobs:?}"
+    );
+    assert!(!legacy_blobs.iter().any(|p| p.starts_with("blobs/md5/")));
+    let c = clone_of(&s);
+    run_in(&c, &["pull"]).ok();
+    assert_eq!(
+        std::fs::read(c.path().join("w/data.csv")).unwrap(),
+        std::fs::read(fixture.join("data.csv")).unwrap()
+    );
+    assert_eq!(
+        tree(&c.path().join("w/images")),
+        tree(&fixture.join("images"))
+    );
+    assert!(c
+        .path()
+        .join("w/.dvc/cache/e5/ebd4c02cefbe7955977c67ada242b7")
+        .is_file());
+}

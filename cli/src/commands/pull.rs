@@ -53,12 +53,7 @@ pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
     if let Some(w) = missing_warning(&report.missing) {
         eprintln!("WARNING: {w}");
     }
-    for f in &report.failed {
-        eprintln!(
-            "ERROR: failed to transfer '{}' from remote '{}' - {}",
-            f.oid, remote.name, f.message
-        );
-    }
+    sync::print_failures(&report.failed, &remote.name, "from");
 
     let tracked = outputs.tracked(&t.targets, &cwd, 1)?;
     let mut plans = Vec::new();

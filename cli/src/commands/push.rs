@@ -36,12 +36,7 @@ pub fn run(args: TransferArgs, ui: Ui) -> Result<u8, LodeError> {
         eprintln!("WARNING: {w}");
     }
     if !report.failed.is_empty() {
-        for f in &report.failed {
-            eprintln!(
-                "ERROR: failed to transfer '{}' to remote '{}' - {}",
-                f.oid, remote.name, f.message
-            );
-        }
+        sync::print_failures(&report.failed, &remote.name, "to");
         return Err(LodeError::Failed(format!(
             "{ACTION} - {} failed to upload",
             files(report.failed.len())

@@ -181,7 +181,7 @@ impl LodeServer {
             items.into_iter().partition(|u| u.size <= PACK_OBJECT_MAX);
         let packs = split_packs(&small, jobs, |u| u.size);
         let mut out = Outcome::default();
-        let pack_results = for_each_limited(packs, jobs.clamp(1, 4), |pack| {
+        let pack_results = for_each_limited(packs, jobs.clamp(1, 8), |pack| {
             self.send_pack(cache, kind, pack, progress)
         })
         .await?;

@@ -287,3 +287,22 @@ pub fn missing_warning(missing: &[(HashKind, ObjectId)]) -> Option<String> {
     }
     Some(s)
 }
+
+/// Failures are printed one per line; beyond this many, the rest are counted.
+const SHOWN_FAILURES: usize = 20;
+
+/// Prints transfer failures to stderr, one line each, naming the object and the remote.
+pub fn print_failures(failed: &[Failure], remote: &str, direction: &str) {
+    for f in failed.iter().take(SHOWN_FAILURES) {
+        eprintln!(
+            "ERROR: failed to transfer '{}' {direction} remote '{remote}' - {}",
+            f.oid, f.message
+        );
+    }
+    if failed.len() > SHOWN_FAILURES {
+        eprintln!(
+            "ERROR: ... and {} more objects failed the same way",
+            failed.len() - SHOWN_FAILURES
+        );
+    }
+}

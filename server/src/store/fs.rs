@@ -90,17 +90,27 @@ impl FsStore {
     }
 }
 
-fn sync_fs(f: &File) -> StoreResult<()> {
+fn start_writeback(f: &File) {
     use std::os::fd::AsRawFd;
-    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(StoreError::io(
-            "flushing uploads to disk",
-            io::Error::last_os_error(),
-        ))
+    // SAFETY: a hint on an open descriptor; on failure the later flush does the work.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+/// Writes a file's dirty pages and waits for them (not its metadata; `sync_data` does that).
+fn wait_writeback(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a hint on an open descriptor; on failure the following fdatasync does the work.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        );
     }
 }
 
@@ -461,6 +471,8 @@ impl BlobStore for Arc<FsStore> {
         } else {
             let (mut file, path) = self.new_temp()?;
             file.write_all(data).map_err(|e| write_err(key, e))?;
+            // Start writing back now, so the batch's one flush finds little left to do.
+            start_writeback(&file);
             StagedInner::Temp(path)
         };
         Ok(Staged {
@@ -478,17 +490,33 @@ impl BlobStore for Arc<FsStore> {
                 StagedInner::Existing => None,
             })
             .collect();
-        let Some((_, first)) = temps.first() else {
-            return Ok(());
-        };
-        // One filesystem-wide flush for the data, and one for the renamed folder entries.
-        let fs_handle =
-            File::open(first).map_err(|e| StoreError::io("opening a staged upload", e))?;
-        sync_fs(&fs_handle)?;
-        for (key, temp) in temps {
-            self.place(key, temp)?;
+        // Per-file flushes rather than syncfs, which would also wait for every other writer on
+        // the filesystem. Writing all data back first lets the first fdatasync commit the
+        // journal for the whole batch, so the others return at once.
+        let mut files = Vec::with_capacity(temps.len());
+        for (key, temp) in &temps {
+            let f = File::open(temp).map_err(|e| StoreError::io(format!("reopening {key}"), e))?;
+            wait_writeback(&f);
+            files.push(f);
         }
-        sync_fs(&fs_handle)
+        for ((key, _), f) in temps.iter().zip(&files) {
+            f.sync_data().map_err(|e| write_err(*key, e))?;
+        }
+        drop(files);
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (key, temp) in temps {
+            if let Some(dir) = self.place(key, temp)? {
+                dirs.push(dir);
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))?;
+        }
+        Ok(())
     }
 
     fn read_small_blocking(&self, key: BlobKey, limit: u64) -> StoreResult<Option<SmallRead>> {
