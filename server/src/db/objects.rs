@@ -125,6 +125,36 @@ impl Db {
         Ok(done.rows_affected())
     }
 
+    /// Every `.dir` manifest any project holds: (project id, project name, kind, oid).
+    pub async fn all_manifests(&self) -> DbResult<Vec<(i64, String, HashKind, ObjectId)>> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT o.project_id, p.name, o.kind, o.oid FROM project_objects o
+             JOIN projects p ON p.id = o.project_id WHERE o.oid LIKE '%.dir'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(pid, name, k, o)| Some((pid, name, k.parse().ok()?, o.parse().ok()?)))
+            .collect())
+    }
+
+    /// Drops one project's reference to an object.
+    pub async fn forget_project_object(
+        &self,
+        project_id: i64,
+        kind: HashKind,
+        oid: &ObjectId,
+    ) -> DbResult<()> {
+        sqlx::query("DELETE FROM project_objects WHERE project_id = ? AND kind = ? AND oid = ?")
+            .bind(project_id)
+            .bind(kind.as_str())
+            .bind(oid.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Projects that reference an object, for reports.
     pub async fn projects_holding(&self, kind: HashKind, oid: &str) -> DbResult<Vec<String>> {
         Ok(sqlx::query_scalar(

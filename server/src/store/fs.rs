@@ -21,10 +21,11 @@ use super::{
 use crate::hashing::ObjectHasher;
 
 /// Bodies up to this size are hashed and written in one blocking step; larger ones are written
-/// while they arrive, in pieces of this size, so memory per upload stays bounded.
-const PIECE: usize = 1 << 20;
+/// while they arrive, in pieces of this size, so memory per upload stays bounded (about
+/// `PIECE * (QUEUE + 2)`, whatever the object size).
+const PIECE: usize = 256 * 1024;
 /// Pieces queued between the network and the disk writer of one upload.
-const QUEUE: usize = 4;
+const QUEUE: usize = 3;
 /// Read size when serving blobs.
 const READ_BUF: usize = 256 * 1024;
 
