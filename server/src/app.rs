@@ -22,6 +22,7 @@ use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::events::AuditSink;
+use crate::indexer::Indexer;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::BlobStore;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub auth: Auth,
     pub metrics: Metrics,
     pub audit: AuditSink,
+    pub indexer: Indexer,
     pub config: ServerConfig,
     projects: Mutex<HashMap<String, (Instant, Option<i64>)>>,
 }
@@ -49,6 +51,7 @@ impl AppState {
         config: ServerConfig,
     ) -> AppState {
         AppState {
+            indexer: Indexer::start(db.clone()),
             db,
             store,
             auth,

@@ -18,7 +18,7 @@ impl Db {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for e in events {
             sqlx::query(
                 "INSERT INTO audit_log (at, actor, action, project, target, detail)

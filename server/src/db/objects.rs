@@ -37,8 +37,18 @@ impl Db {
     /// Records references in one transaction; rows that already exist are kept as they are.
     /// Returns how many were new.
     pub async fn add_objects(&self, refs: &[ObjectRef]) -> DbResult<u64> {
-        let mut tx = self.pool.begin().await?;
-        let mut added = 0;
+        Ok(self
+            .add_objects_each(refs)
+            .await?
+            .into_iter()
+            .filter(|new| *new)
+            .count() as u64)
+    }
+
+    /// Like [`Db::add_objects`], saying for each reference whether it was new.
+    pub async fn add_objects_each(&self, refs: &[ObjectRef]) -> DbResult<Vec<bool>> {
+        let mut tx = self.writer.begin().await?;
+        let mut added = Vec::with_capacity(refs.len());
         for r in refs {
             let done = sqlx::query(
                 "INSERT INTO project_objects (project_id, kind, oid, size, created_at)
@@ -51,7 +61,7 @@ impl Db {
             .bind(r.created_at)
             .execute(&mut *tx)
             .await?;
-            added += done.rows_affected();
+            added.push(done.rows_affected() > 0);
         }
         tx.commit().await?;
         Ok(added)

@@ -363,14 +363,14 @@ async fn upload(
     }
 
     let added = state
-        .db
-        .add_objects(&[ObjectRef {
+        .indexer
+        .add(ObjectRef {
             project_id,
             kind: key.kind,
             oid: key.oid,
             size,
             created_at: now(),
-        }])
+        })
         .await?;
     state.metrics.objects_stored.fetch_add(1, Ordering::Relaxed);
     state
@@ -383,7 +383,7 @@ async fn upload(
             Some(format!("{size} bytes")),
         )
         .await;
-    let status = if added > 0 {
+    let status = if added {
         StatusCode::CREATED
     } else {
         StatusCode::OK
