@@ -2,7 +2,8 @@
 //! measures small uploads, existence checks (DVC's GET, HEAD and the batch API), and a large
 //! upload and download, reporting the server's peak memory.
 //!
-//!     cargo bench --workspace --bench server_load -- [--clients 64] [--small 40000] [--large-mib 1024]
+//!     cargo bench --workspace --bench server_load -- [--clients 64] [--small 40000]
+//!         [--checks 100000] [--large-mib 1024] [--data-dir PARENT]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -20,6 +21,7 @@ struct Opts {
     small_size: usize,
     checks: usize,
     large_mib: usize,
+    data_dir: Option<String>,
 }
 
 fn opts() -> Opts {
@@ -29,11 +31,17 @@ fn opts() -> Opts {
         small_size: 4096,
         checks: 100_000,
         large_mib: 1024,
+        data_dir: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
         let val = args.get(i + 1).and_then(|v| v.parse::<usize>().ok());
+        if args[i] == "--data-dir" {
+            o.data_dir = args.get(i + 1).cloned();
+            i += 2;
+            continue;
+        }
         match (args[i].as_str(), val) {
             ("--clients", Some(v)) => o.clients = v,
             ("--small", Some(v)) => o.small = v,
@@ -88,10 +96,13 @@ fn fill(buf: &mut [u8], seed: u64) {
 async fn main() {
     let o = opts();
     let server_bin = env!("CARGO_BIN_EXE_lode-server");
-    let data = tempfile::Builder::new()
-        .prefix("lode-bench-")
-        .tempdir()
-        .expect("temp dir");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("lode-bench-");
+    let data = match &o.data_dir {
+        Some(parent) => builder.tempdir_in(parent),
+        None => builder.tempdir(),
+    }
+    .expect("temp dir");
     let admin = |args: &[&str]| {
         let out = Command::new(server_bin)
             .arg("--data-dir")
