@@ -27,7 +27,7 @@ use crate::auth::Principal;
 use crate::db::{now, ObjectRef};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest;
-use crate::store::{BlobKey, StoreError};
+use crate::store::{BlobKey, Staged, StoreError};
 
 pub async fn handle(
     State(state): State<SharedState>,
@@ -270,6 +270,59 @@ fn failure_reason(e: &StoreError) -> &'static str {
     }
 }
 
+/// Refuses a `.dir` manifest unless the project holds every object it lists.
+async fn check_manifest(
+    state: &SharedState,
+    project: &str,
+    project_id: i64,
+    key: BlobKey,
+    staged: Staged,
+) -> ApiResult<Staged> {
+    let store = state.store.clone();
+    let (staged, digests) = tokio::task::spawn_blocking(move || {
+        let digests = store
+            .staged_reader(&staged)
+            .map_err(ApiError::from)
+            .and_then(|r| {
+                manifest::entry_digests(r).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_manifest",
+                        format!("{}: {e}", key.oid),
+                    )
+                })
+            });
+        (staged, digests)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let digests = digests.inspect_err(|_| state.metrics.upload_failed("invalid_manifest"))?;
+    let missing = state
+        .db
+        .missing_digests(project_id, key.kind, &digests)
+        .await?;
+    if missing.is_empty() {
+        return Ok(staged);
+    }
+    state.metrics.upload_failed("manifest_entries_missing");
+    state
+        .metrics
+        .manifests_refused
+        .fetch_add(1, Ordering::Relaxed);
+    let first: Vec<String> = missing.iter().take(5).map(|o| o.to_string()).collect();
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "missing_entries",
+        format!(
+            "directory manifest {} lists {} object(s) project '{project}' does not hold ({}{}); upload them before the manifest",
+            key.oid,
+            missing.len(),
+            first.join(", "),
+            if missing.len() > first.len() { ", ..." } else { "" }
+        ),
+    ))
+}
+
 async fn upload(
     state: &SharedState,
     principal: &Principal,
@@ -292,75 +345,22 @@ async fn upload(
             Err(e) => Err(std::io::Error::other(e)),
         })
         .boxed();
-    let staged = match state.store.stage(key, stream).await {
-        Ok(s) => s,
-        Err(e) => {
-            state.metrics.upload_failed(failure_reason(&e));
-            if !matches!(e, StoreError::Body(_)) {
-                tracing::warn!(%key, project, "upload refused: {e}");
-            }
-            return Err(e.into());
+    let refused = |e: StoreError| -> ApiError {
+        state.metrics.upload_failed(failure_reason(&e));
+        if !matches!(e, StoreError::Body(_)) {
+            tracing::warn!(%key, project, "upload refused: {e}");
         }
+        e.into()
     };
-    let size = staged.size;
-
-    if key.oid.is_dir() {
-        let store = state.store.clone();
-        let (staged_back, digests) = tokio::task::spawn_blocking(move || {
-            let digests = store
-                .staged_reader(&staged)
-                .map_err(ApiError::from)
-                .and_then(|r| {
-                    manifest::entry_digests(r).map_err(|e| {
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "invalid_manifest",
-                            format!("{}: {e}", key.oid),
-                        )
-                    })
-                });
-            (staged, digests)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        let digests = match digests {
-            Ok(d) => d,
-            Err(e) => {
-                state.metrics.upload_failed("invalid_manifest");
-                return Err(e);
-            }
-        };
-        let missing = state
-            .db
-            .missing_digests(project_id, key.kind, &digests)
-            .await?;
-        if !missing.is_empty() {
-            state.metrics.upload_failed("manifest_entries_missing");
-            state
-                .metrics
-                .manifests_refused
-                .fetch_add(1, Ordering::Relaxed);
-            let first: Vec<String> = missing.iter().take(5).map(|o| o.to_string()).collect();
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "missing_entries",
-                format!(
-                    "directory manifest {} lists {} object(s) project '{project}' does not hold ({}{}); upload them before the manifest",
-                    key.oid,
-                    missing.len(),
-                    first.join(", "),
-                    if missing.len() > first.len() { ", ..." } else { "" }
-                ),
-            ));
-        }
-        state.store.commit(staged_back).await.inspect_err(|e| {
-            state.metrics.upload_failed(failure_reason(e));
-        })?;
+    let size = if key.oid.is_dir() {
+        let staged = state.store.stage(key, stream).await.map_err(refused)?;
+        let size = staged.size;
+        let staged = check_manifest(state, project, project_id, key, staged).await?;
+        state.store.commit(staged).await.map_err(refused)?;
+        size
     } else {
-        state.store.commit(staged).await.inspect_err(|e| {
-            state.metrics.upload_failed(failure_reason(e));
-        })?;
-    }
+        state.store.put(key, stream).await.map_err(refused)?
+    };
 
     let added = state
         .indexer

@@ -84,9 +84,11 @@ impl FsStore {
     }
 
     fn new_temp(&self) -> StoreResult<(File, tempfile::TempPath)> {
+        // Created read-only (the open handle can still write), as blobs stay once in place.
         let tmp = tempfile::Builder::new()
             .prefix("upload-")
             .suffix(".part")
+            .permissions(fs::Permissions::from_mode(0o444))
             .tempfile_in(&self.tmp)
             .map_err(|e| StoreError::io(format!("creating a file in {}", self.tmp.display()), e))?;
         Ok(tmp.into_parts())
@@ -139,10 +141,13 @@ fn write_small(store: &FsStore, key: BlobKey, data: &[u8]) -> StoreResult<tempfi
 }
 
 impl FsStore {
+    /// Receives and verifies a body; with `commit_now`, a small body is also committed in the
+    /// same blocking step (saving a thread hop per small upload).
     async fn stage_impl(
         self: Arc<Self>,
         key: BlobKey,
         mut body: ByteStream,
+        commit_now: bool,
     ) -> StoreResult<Staged> {
         let target = self.blob_path(key);
         let mut first = BytesMut::new();
@@ -176,10 +181,20 @@ impl FsStore {
                 } else {
                     StagedInner::Temp(write_small(&store, key, &data)?)
                 };
-                Ok(Staged {
+                let staged = Staged {
                     key,
                     size: data.len() as u64,
                     inner,
+                };
+                if !commit_now {
+                    return Ok(staged);
+                }
+                let size = staged.size;
+                store.commit_blocking(staged)?;
+                Ok(Staged {
+                    key,
+                    size,
+                    inner: StagedInner::Existing,
                 })
             })
             .await
@@ -187,8 +202,9 @@ impl FsStore {
         }
 
         // Large body: a blocking writer hashes and writes pieces while the network fills the
-        // next ones. The bounded queue is what keeps memory flat for any object size.
-        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+        // next ones. The bounded queue is what keeps memory flat for any object size. Pieces are
+        // lists of the frames as received, so bytes are not copied on the way to the writer.
+        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(QUEUE);
         let exists = tokio::fs::try_exists(&target).await.unwrap_or(false);
         let temp = if exists {
             None
@@ -205,11 +221,16 @@ impl FsStore {
             let mut temp = temp;
             let mut written: u64 = 0;
             while let Some(piece) = rx.blocking_recv() {
-                h.update(&piece);
+                let len: usize = piece.iter().map(Bytes::len).sum();
+                for frame in &piece {
+                    h.update(frame);
+                }
                 if let Some((file, _)) = temp.as_mut() {
-                    file.write_all(&piece).map_err(|e| write_err(key, e))?;
-                    start_writeback(file, written, piece.len() as u64);
-                    written += piece.len() as u64;
+                    for frame in &piece {
+                        file.write_all(frame).map_err(|e| write_err(key, e))?;
+                    }
+                    start_writeback(file, written, len as u64);
+                    written += len as u64;
                 }
             }
             if let Some((file, _)) = temp.as_mut() {
@@ -218,12 +239,16 @@ impl FsStore {
             Ok((h.finish(), temp.map(|(_, path)| path)))
         });
 
-        let mut piece = first;
+        let mut piece = vec![first.freeze()];
+        let mut piece_len: usize = piece[0].len();
         let received: StoreResult<()> = async {
             loop {
                 // A failed send means the writer stopped early; its own error is reported below.
-                if piece.len() >= PIECE && tx.send(piece.split().freeze()).await.is_err() {
-                    return Ok(());
+                if piece_len >= PIECE {
+                    piece_len = 0;
+                    if tx.send(std::mem::take(&mut piece)).await.is_err() {
+                        return Ok(());
+                    }
                 }
                 match body.next().await {
                     Some(chunk) => {
@@ -232,11 +257,12 @@ impl FsStore {
                         if total > self.max_size {
                             return Err(StoreError::TooLarge(key, self.max_size));
                         }
-                        piece.extend_from_slice(&chunk);
+                        piece_len += chunk.len();
+                        piece.push(chunk);
                     }
                     None => {
                         if !piece.is_empty() {
-                            let _ = tx.send(piece.split().freeze()).await;
+                            let _ = tx.send(piece).await;
                         }
                         return Ok(());
                     }
@@ -276,8 +302,6 @@ impl FsStore {
             .ok_or_else(|| StoreError::io("blob path", io::Error::other("no parent")))?;
         fs::create_dir_all(parent)
             .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
-        fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
-            .map_err(|e| StoreError::io(format!("protecting {key}"), e))?;
         temp.persist(&target)
             .map_err(|e| StoreError::io(format!("moving {key} into place"), e.error))?;
         // The rename is only durable once the folder entry is on disk too.
@@ -290,7 +314,18 @@ impl FsStore {
 
 impl BlobStore for Arc<FsStore> {
     fn stage(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<Staged>> {
-        self.clone().stage_impl(key, body).boxed()
+        self.clone().stage_impl(key, body, false).boxed()
+    }
+
+    fn put(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<u64>> {
+        let store = self.clone();
+        async move {
+            let staged = store.clone().stage_impl(key, body, true).await?;
+            let size = staged.size;
+            store.commit(staged).await?;
+            Ok(size)
+        }
+        .boxed()
     }
 
     fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn Read + Send>> {

@@ -103,6 +103,8 @@ pub trait BlobStore: Send + Sync + 'static {
     fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn io::Read + Send>>;
     /// Makes a staged upload visible under its key, atomically and durably.
     fn commit(&self, staged: Staged) -> BoxFuture<'_, StoreResult<()>>;
+    /// `stage` then `commit`, for uploads nobody needs to inspect; returns the size.
+    fn put(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<u64>>;
     fn stat(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<BlobMeta>>>;
     /// `len` bytes from `offset`; `None` when the blob does not exist.
     fn read(
