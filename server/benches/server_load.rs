@@ -81,6 +81,17 @@ fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn fill(buf: &mut [u8], seed: u64) {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
     for chunk in buf.chunks_mut(8) {
@@ -160,6 +171,7 @@ async fn main() {
         })
         .collect();
     let failures = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_secs(pid);
     let t0 = Instant::now();
     futures::stream::iter(objects.iter().cloned())
         .for_each_concurrent(o.clients, |(oid, body)| {
@@ -179,15 +191,17 @@ async fn main() {
         .await;
     let dt = t0.elapsed().as_secs_f64();
     println!(
-        "small uploads: {} x {} B in {dt:.2}s = {:.0} uploads/s ({} failed)",
+        "small uploads: {} x {} B in {dt:.2}s = {:.0} uploads/s ({} failed), server CPU {:.0} us/upload",
         o.small,
         o.small_size,
         o.small as f64 / dt,
-        failures.load(Ordering::Relaxed)
+        failures.load(Ordering::Relaxed),
+        (cpu_secs(pid) - cpu0) * 1e6 / o.small as f64
     );
 
     // Existence checks as DVC makes them (GET), half present and half absent, then HEAD.
     for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let cpu0 = cpu_secs(pid);
         let t0 = Instant::now();
         let bad = Arc::new(AtomicU64::new(0));
         futures::stream::iter(0..o.checks)
@@ -222,10 +236,11 @@ async fn main() {
             .await;
         let dt = t0.elapsed().as_secs_f64();
         println!(
-            "existence checks ({method}): {} in {dt:.2}s = {:.0} checks/s ({} wrong)",
+            "existence checks ({method}): {} in {dt:.2}s = {:.0} checks/s ({} wrong), server CPU {:.0} us/check",
             o.checks,
             o.checks as f64 / dt,
-            bad.load(Ordering::Relaxed)
+            bad.load(Ordering::Relaxed),
+            (cpu_secs(pid) - cpu0) * 1e6 / o.checks as f64
         );
     }
 
@@ -276,6 +291,7 @@ async fn main() {
         fill(&mut big, 0xB16);
         let oid = md5_hex(&big);
         let big = Bytes::from(big);
+        let cpu0 = cpu_secs(pid);
         let t0 = Instant::now();
         // Sent in 5 MiB chunks without a length, as DVC does.
         let chunks: Vec<Result<Bytes, std::io::Error>> = (0..size)
@@ -292,11 +308,13 @@ async fn main() {
         assert!(r.status().is_success(), "{:?}", r.text().await);
         let dt = t0.elapsed().as_secs_f64();
         println!(
-            "large upload: {} MiB in {dt:.2}s = {:.0} MB/s",
+            "large upload: {} MiB in {dt:.2}s = {:.0} MB/s, server CPU {:.2}s",
             o.large_mib,
-            size as f64 / dt / 1e6
+            size as f64 / dt / 1e6,
+            cpu_secs(pid) - cpu0
         );
         drop(big);
+        let cpu0 = cpu_secs(pid);
         let t0 = Instant::now();
         let r = client
             .get(format!("{url}/{}", key(&oid)))
@@ -312,9 +330,10 @@ async fn main() {
         assert_eq!(n, size);
         let dt = t0.elapsed().as_secs_f64();
         println!(
-            "large download: {} MiB in {dt:.2}s = {:.0} MB/s",
+            "large download: {} MiB in {dt:.2}s = {:.0} MB/s, server CPU {:.2}s",
             o.large_mib,
-            size as f64 / dt / 1e6
+            size as f64 / dt / 1e6,
+            cpu_secs(pid) - cpu0
         );
     }
     let (peak, rss) = memory_kib(pid);

@@ -157,7 +157,16 @@ async fn download(
     {
         return Err(absent());
     }
-    let Some(meta) = state.store.stat(key).await? else {
+    // HEAD needs the size only; GET opens (and for small objects reads) the blob in one step.
+    let (meta, blob) = if method == Method::HEAD {
+        (state.store.stat(key).await?, None)
+    } else {
+        match state.store.open(key).await? {
+            Some(b) => (Some(b.meta), Some(b)),
+            None => (None, None),
+        }
+    };
+    let Some(meta) = meta else {
         // The index says the project holds it but the blob is gone: answer "missing" so clients
         // upload it again, which repairs the store.
         tracing::error!(%key, "indexed object has no blob; run `lode-server fsck`");
@@ -226,9 +235,10 @@ async fn download(
             .body(Body::empty())
             .map_err(|e| ApiError::internal(e.to_string()));
     }
-    let Some(stream) = state.store.read(key, start, len).await? else {
+    let Some(blob) = blob else {
         return Err(absent());
     };
+    let stream = blob.range(start, len).await?;
     let counter = state.clone();
     let stream = stream.inspect(move |r| {
         if let Ok(b) = r {

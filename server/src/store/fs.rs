@@ -1,7 +1,7 @@
 //! The filesystem blob store: `{data}/blobs/{kind}/{ab}/{cdef...}`, uploads in `{data}/tmp/`.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,13 +10,11 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use lode_proto::{HashKind, ObjectId};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt};
 use tokio::sync::mpsc;
-use tokio_util::io::ReaderStream;
 
 use super::{
-    BlobKey, BlobMeta, BlobStore, ByteStream, ListedBlob, Staged, StagedInner, StoreError,
-    StoreResult,
+    BlobKey, BlobMeta, BlobStore, ByteStream, ListedBlob, OpenBlob, OpenBody, Staged, StagedInner,
+    StoreError, StoreResult,
 };
 use crate::hashing::ObjectHasher;
 
@@ -26,9 +24,7 @@ use crate::hashing::ObjectHasher;
 const PIECE: usize = 256 * 1024;
 /// Pieces queued between the network and the disk writer of one upload.
 const QUEUE: usize = 3;
-/// Read size when serving blobs.
-const READ_BUF: usize = 256 * 1024;
-/// Ranges up to this size are read in one go.
+/// Blobs up to this size are read whole when opened.
 const SMALL_READ: u64 = 256 * 1024;
 
 pub struct FsStore {
@@ -363,47 +359,34 @@ impl BlobStore for Arc<FsStore> {
         .boxed()
     }
 
-    fn read(
-        &self,
-        key: BlobKey,
-        offset: u64,
-        len: u64,
-    ) -> BoxFuture<'_, StoreResult<Option<ByteStream>>> {
+    fn open(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<OpenBlob>>> {
         let path = self.blob_path(key);
         async move {
-            if len <= SMALL_READ {
-                // One blocking step for the whole answer: most objects are small, and existence
-                // checks by GET read them whole.
-                let read = tokio::task::spawn_blocking(move || -> io::Result<Option<Bytes>> {
-                    let mut f = match File::open(&path) {
-                        Ok(f) => f,
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                        Err(e) => return Err(e),
-                    };
-                    f.seek(SeekFrom::Start(offset))?;
-                    let mut buf = Vec::with_capacity(len as usize);
-                    f.take(len).read_to_end(&mut buf)?;
-                    Ok(Some(Bytes::from(buf)))
-                })
-                .await
-                .map_err(join_err)?
-                .map_err(|e| StoreError::io(format!("reading {key}"), e))?;
-                return Ok(read.map(|b| -> ByteStream {
-                    futures::stream::once(async move { Ok(b) }).boxed()
-                }));
-            }
-            let mut file = match tokio::fs::File::open(&path).await {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(StoreError::io(format!("reading {key}"), e)),
-            };
-            if offset > 0 {
-                file.seek(SeekFrom::Start(offset))
-                    .await
-                    .map_err(|e| StoreError::io(format!("reading {key}"), e))?;
-            }
-            let stream: ByteStream = ReaderStream::with_capacity(file.take(len), READ_BUF).boxed();
-            Ok(Some(stream))
+            // Open, stat and (for small blobs) read in one blocking step: most objects are
+            // small, and DVC's existence checks are GETs that receive them whole.
+            tokio::task::spawn_blocking(move || -> io::Result<Option<OpenBlob>> {
+                let mut f = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let m = f.metadata()?;
+                let meta = BlobMeta {
+                    size: m.len(),
+                    modified: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                };
+                let body = if meta.size <= SMALL_READ {
+                    let mut buf = Vec::with_capacity(meta.size as usize);
+                    f.read_to_end(&mut buf)?;
+                    OpenBody::Whole(Bytes::from(buf))
+                } else {
+                    OpenBody::File(tokio::fs::File::from_std(f))
+                };
+                Ok(Some(OpenBlob { meta, body }))
+            })
+            .await
+            .map_err(join_err)?
+            .map_err(|e| StoreError::io(format!("reading {key}"), e))
         }
         .boxed()
     }
