@@ -149,12 +149,7 @@ async fn download(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let absent = || ApiError::not_found(format!("project '{project}' does not hold {}", key.oid));
-    if state
-        .db
-        .object_size(project_id, key.kind, &key.oid)
-        .await?
-        .is_none()
-    {
+    if state.held_size(project_id, key).await?.is_none() {
         return Err(absent());
     }
     // HEAD needs the size only; GET opens (and for small objects reads) the blob in one step.
@@ -382,6 +377,7 @@ async fn upload(
             created_at: now(),
         })
         .await?;
+    state.held.held(project_id, key.kind, &key.oid, size);
     state.metrics.objects_stored.fetch_add(1, Ordering::Relaxed);
     state
         .audit
