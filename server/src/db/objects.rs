@@ -47,21 +47,36 @@ impl Db {
 
     /// Like [`Db::add_objects`], saying for each reference whether it was new.
     pub async fn add_objects_each(&self, refs: &[ObjectRef]) -> DbResult<Vec<bool>> {
+        let mut added = vec![false; refs.len()];
         let mut tx = self.writer.begin().await?;
-        let mut added = Vec::with_capacity(refs.len());
-        for r in refs {
-            let done = sqlx::query(
+        // Many rows per statement (each statement is a round trip to SQLite's worker thread);
+        // RETURNING names the rows that were actually inserted.
+        for (c, chunk) in refs.chunks(IN_CHUNK / 5).enumerate() {
+            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
                 "INSERT INTO project_objects (project_id, kind, oid, size, created_at)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(r.project_id)
-            .bind(r.kind.as_str())
-            .bind(r.oid.to_string())
-            .bind(r.size as i64)
-            .bind(r.created_at)
-            .execute(&mut *tx)
-            .await?;
-            added.push(done.rows_affected() > 0);
+                 VALUES {rows} ON CONFLICT DO NOTHING RETURNING project_id, kind, oid"
+            );
+            let names: Vec<String> = chunk.iter().map(|r| r.oid.to_string()).collect();
+            let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
+            for (r, name) in chunk.iter().zip(&names) {
+                q = q
+                    .bind(r.project_id)
+                    .bind(r.kind.as_str())
+                    .bind(name.as_str())
+                    .bind(r.size as i64)
+                    .bind(r.created_at);
+            }
+            let inserted = q.fetch_all(&mut *tx).await?;
+            let base = c * (IN_CHUNK / 5);
+            for (pid, kind, oid) in inserted {
+                // The first reference with this key in the batch is the one that added it.
+                if let Some(i) = chunk.iter().zip(&names).position(|(r, name)| {
+                    r.project_id == pid && r.kind.as_str() == kind && *name == oid
+                }) {
+                    added[base + i] = true;
+                }
+            }
         }
         tx.commit().await?;
         Ok(added)
