@@ -233,16 +233,29 @@ async fn download(
     let Some(blob) = blob else {
         return Err(absent());
     };
-    let stream = blob.range(start, len).await?;
-    let counter = state.clone();
-    let stream = stream.inspect(move |r| {
-        if let Ok(b) = r {
-            counter
+    // A small object goes out as one buffer (headers and body in one write); a large one
+    // streams, counting bytes as they leave.
+    let body = match blob.small_range(start, len) {
+        Some(bytes) => {
+            state
                 .metrics
                 .bytes_out
-                .fetch_add(b.len() as u64, Ordering::Relaxed);
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            Body::from(bytes)
         }
-    });
+        None => {
+            let counter = state.clone();
+            let stream = blob.range(start, len).await?.inspect(move |r| {
+                if let Ok(b) = r {
+                    counter
+                        .metrics
+                        .bytes_out
+                        .fetch_add(b.len() as u64, Ordering::Relaxed);
+                }
+            });
+            Body::from_stream(stream)
+        }
+    };
     state.metrics.objects_served.fetch_add(1, Ordering::Relaxed);
     state
         .audit
@@ -254,7 +267,7 @@ async fn download(
             (status == StatusCode::PARTIAL_CONTENT).then(|| format!("bytes {start}+{len}")),
         )
         .await;
-    base.body(Body::from_stream(stream))
+    base.body(body)
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 

@@ -55,6 +55,20 @@ pub(crate) enum OpenBody {
 const READ_BUF: usize = 256 * 1024;
 
 impl OpenBlob {
+    /// The range as one buffer when the blob was small enough to be read whole.
+    pub fn small_range(&self, offset: u64, len: u64) -> Option<Bytes> {
+        match &self.body {
+            OpenBody::Whole(b) => {
+                let start = usize::try_from(offset).ok()?.min(b.len());
+                let end = usize::try_from(offset.saturating_add(len))
+                    .ok()?
+                    .min(b.len());
+                Some(b.slice(start..end))
+            }
+            OpenBody::File(_) => None,
+        }
+    }
+
     /// `len` bytes from `offset` (the caller keeps the range inside the blob).
     pub async fn range(self, offset: u64, len: u64) -> StoreResult<ByteStream> {
         use futures::StreamExt;
