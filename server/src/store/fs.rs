@@ -197,10 +197,11 @@ impl FsStore {
             .map_err(join_err)?;
         }
 
-        // Large body: a blocking writer hashes and writes pieces while the network fills the
-        // next ones. The bounded queue is what keeps memory flat for any object size. Pieces are
-        // lists of the frames as received, so bytes are not copied on the way to the writer.
-        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(QUEUE);
+        // Large body: one blocking thread hashes and another writes while the network fills
+        // the next pieces, so MD5 and disk writes run side by side. The bounded queues are what
+        // keep memory flat for any object size. Pieces are lists of the frames as received,
+        // shared by both threads, so bytes are not copied on the way.
+        type Piece = Arc<Vec<Bytes>>;
         let exists = tokio::fs::try_exists(&target).await.unwrap_or(false);
         let temp = if exists {
             None
@@ -212,37 +213,58 @@ impl FsStore {
                     .map_err(join_err)??,
             )
         };
-        let writer = tokio::task::spawn_blocking(move || -> StoreResult<_> {
+        let (htx, mut hrx) = mpsc::channel::<Piece>(QUEUE);
+        let hasher = tokio::task::spawn_blocking(move || {
             let mut h = ObjectHasher::new(key.kind);
-            let mut temp = temp;
-            let mut written: u64 = 0;
-            while let Some(piece) = rx.blocking_recv() {
-                let len: usize = piece.iter().map(Bytes::len).sum();
-                for frame in &piece {
+            while let Some(piece) = hrx.blocking_recv() {
+                for frame in piece.iter() {
                     h.update(frame);
                 }
-                if let Some((file, _)) = temp.as_mut() {
-                    for frame in &piece {
-                        file.write_all(frame).map_err(|e| write_err(key, e))?;
-                    }
-                    start_writeback(file, written, len as u64);
-                    written += len as u64;
-                }
             }
-            if let Some((file, _)) = temp.as_mut() {
-                file.sync_all().map_err(|e| write_err(key, e))?;
-            }
-            Ok((h.finish(), temp.map(|(_, path)| path)))
+            h.finish()
         });
+        let (wtx, writer) = match temp {
+            None => (None, None),
+            Some((mut file, path)) => {
+                let (wtx, mut wrx) = mpsc::channel::<Piece>(QUEUE);
+                let writer = tokio::task::spawn_blocking(move || -> StoreResult<_> {
+                    let mut written: u64 = 0;
+                    while let Some(piece) = wrx.blocking_recv() {
+                        let mut len = 0;
+                        for frame in piece.iter() {
+                            file.write_all(frame).map_err(|e| write_err(key, e))?;
+                            len += frame.len() as u64;
+                        }
+                        start_writeback(&file, written, len);
+                        written += len;
+                    }
+                    file.sync_all().map_err(|e| write_err(key, e))?;
+                    Ok(path)
+                });
+                (Some(wtx), Some(writer))
+            }
+        };
 
         let mut piece = vec![first.freeze()];
         let mut piece_len: usize = piece[0].len();
+        let send = |piece: Vec<Bytes>| {
+            let piece: Piece = Arc::new(piece);
+            let (htx, wtx) = (htx.clone(), wtx.clone());
+            async move {
+                // A failed send means a worker stopped early; its own error is reported below.
+                let hashed = htx.send(piece.clone()).await.is_ok();
+                let written = match wtx {
+                    Some(w) => w.send(piece).await.is_ok(),
+                    None => true,
+                };
+                hashed && written
+            }
+        };
         let received: StoreResult<()> = async {
             loop {
-                // A failed send means the writer stopped early; its own error is reported below.
                 if piece_len >= PIECE {
                     piece_len = 0;
-                    if tx.send(std::mem::take(&mut piece)).await.is_err() {
+                    if !send(std::mem::take(&mut piece)).await {
                         return Ok(());
                     }
                 }
@@ -258,7 +280,7 @@ impl FsStore {
                     }
                     None => {
                         if !piece.is_empty() {
-                            let _ = tx.send(piece).await;
+                            send(piece).await;
                         }
                         return Ok(());
                     }
@@ -266,13 +288,18 @@ impl FsStore {
             }
         }
         .await;
-        drop(tx);
-        let written = writer.await.map_err(join_err);
-        // A body error wins over whatever the writer saw: the upload is incomplete either way,
-        // and the temp file is removed when `written` is dropped.
+        drop(htx);
+        drop(wtx);
+        let digest = hasher.await.map_err(join_err);
+        let path = match writer {
+            Some(w) => Some(w.await.map_err(join_err)),
+            None => None,
+        };
+        // A body error wins over whatever the workers saw: the upload is incomplete either
+        // way, and the temp file is removed when `path` is dropped.
         received?;
-        let (digest, path) = written??;
-        check_digest(key, digest)?;
+        let path = path.transpose()?.transpose()?;
+        check_digest(key, digest?)?;
         Ok(Staged {
             key,
             size: total,
