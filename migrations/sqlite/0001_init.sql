@@ -1,8 +1,10 @@
 -- Projects, principals, grants, tokens, the objects each project holds, and the audit log.
 -- Times are Unix seconds (UTC).
 
+-- AUTOINCREMENT: a deleted project's id is never given to a new project, so nothing keyed by
+-- the old id (cached answers, stray rows) can ever apply to a different project.
 CREATE TABLE projects (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        TEXT NOT NULL UNIQUE,
     created_at  INTEGER NOT NULL
 );

@@ -22,6 +22,8 @@ use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::events::AuditSink;
+use crate::held::HeldCache;
+use crate::indexer::Indexer;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::BlobStore;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub auth: Auth,
     pub metrics: Metrics,
     pub audit: AuditSink,
+    pub indexer: Indexer,
+    pub held: HeldCache,
     pub config: ServerConfig,
     projects: Mutex<HashMap<String, (Instant, Option<i64>)>>,
 }
@@ -49,6 +53,8 @@ impl AppState {
         config: ServerConfig,
     ) -> AppState {
         AppState {
+            indexer: Indexer::start(db.clone()),
+            held: HeldCache::default(),
             db,
             store,
             auth,
@@ -62,6 +68,7 @@ impl AppState {
     /// Forgets cached names and roles after an administrative change.
     pub fn invalidate(&self) {
         self.auth.invalidate();
+        self.held.clear();
         if let Ok(mut p) = self.projects.lock() {
             p.clear();
         }
@@ -83,6 +90,22 @@ impl AppState {
             cache.insert(name.to_string(), (Instant::now(), id));
         }
         Ok(id)
+    }
+
+    /// The size of an object if the project holds it.
+    pub async fn held_size(
+        &self,
+        project_id: i64,
+        key: crate::store::BlobKey,
+    ) -> ApiResult<Option<u64>> {
+        if let Some(known) = self.held.get(project_id, key.kind, &key.oid) {
+            return Ok(known);
+        }
+        let epoch = self.held.epoch();
+        let size = self.db.object_size(project_id, key.kind, &key.oid).await?;
+        self.held
+            .remember(epoch, project_id, key.kind, &key.oid, size);
+        Ok(size)
     }
 
     /// Checks that `p` holds at least `needed` on project `name` and returns the project's id.

@@ -16,6 +16,8 @@ pub struct AuditSink {
 
 /// Events batched per transaction.
 const BATCH: usize = 2048;
+/// How long the writer waits for more events before writing a batch.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl AuditSink {
     /// Starts the writer task.
@@ -24,16 +26,26 @@ impl AuditSink {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while let Some(first) = rx.recv().await {
+                // Linger briefly so a busy server writes events in batches, not one
+                // transaction per download; a flush request cuts the wait short.
+                let deadline = tokio::time::Instant::now() + LINGER;
                 let mut waiting = Vec::new();
                 let mut next = Some(first);
                 while let Some(msg) = next.take() {
                     match msg {
                         Msg::Event(e) => batch.push(e),
-                        Msg::Flush(done) => waiting.push(done),
+                        Msg::Flush(done) => {
+                            waiting.push(done);
+                            break;
+                        }
                     }
-                    if batch.len() < BATCH {
-                        next = rx.try_recv().ok();
+                    if batch.len() >= BATCH {
+                        break;
                     }
+                    next = tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten();
                 }
                 if let Err(e) = db.append_audit(&batch).await {
                     tracing::error!("writing {} audit events failed: {e}", batch.len());

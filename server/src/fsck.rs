@@ -7,7 +7,9 @@
 //! - a blob no project references (e.g. a crash between storing it and indexing it): reported;
 //!   repair moves it to `quarantine/`;
 //! - a file in the blob folders whose name is not an object id: repair moves it aside;
-//! - leftover uploads in `tmp/`: repair deletes them.
+//! - leftover uploads in `tmp/`: repair deletes them;
+//! - a project's `.dir` manifest listing objects the project no longer holds (after the repairs
+//!   above, say): repair drops that project's reference to the manifest.
 
 use std::collections::HashMap;
 
@@ -32,6 +34,7 @@ pub struct FsckReport {
     pub corrupt: Vec<String>,
     pub orphans: Vec<String>,
     pub strays: Vec<String>,
+    pub incomplete_dirs: Vec<String>,
     pub temp_files: usize,
     pub repaired: bool,
 }
@@ -42,6 +45,7 @@ impl FsckReport {
             + self.corrupt.len()
             + self.orphans.len()
             + self.strays.len()
+            + self.incomplete_dirs.len()
             + self.temp_files
     }
 }
@@ -66,6 +70,8 @@ pub async fn run(
 
     let referenced = db.all_referenced().await?;
     report.indexed = referenced.len();
+    // Blobs on disk that no index row has claimed yet, per kind.
+    let mut disk: HashMap<HashKind, HashMap<String, u64>> = HashMap::new();
     for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
         let s = store.clone();
         let listed = tokio::task::spawn_blocking(move || s.list_blocking(kind))
@@ -88,7 +94,7 @@ pub async fn run(
         }
         for (k, oid_s, size) in referenced.iter().filter(|(k, _, _)| *k == kind) {
             let label = format!("{k}:{oid_s}");
-            let Some(disk_size) = on_disk.remove(oid_s) else {
+            let Some(disk_size) = on_disk.get(oid_s).copied() else {
                 let holders = db.projects_holding(*k, oid_s).await?;
                 report
                     .missing
@@ -124,6 +130,8 @@ pub async fn run(
             }
             if let Some(why) = bad {
                 report.corrupt.push(format!("{label} ({why})"));
+                // Reported as corrupt; not again as unreferenced once its rows are gone.
+                on_disk.remove(oid_s);
                 if repair {
                     let name = oid.to_string();
                     store.quarantine_blocking(*k, &format!("{}/{}", &name[..2], &name[2..]))?;
@@ -131,7 +139,50 @@ pub async fn run(
                 }
             }
         }
+        disk.insert(kind, on_disk);
+    }
+
+    // A project must never claim a directory whose contents it does not hold (DVC trusts a
+    // present `.dir` and skips its entries), including after the repairs above.
+    for (pid, project, kind, oid) in db.all_manifests().await? {
+        let key = BlobKey { kind, oid };
+        let s = store.clone();
+        let digests = tokio::task::spawn_blocking(move || -> Option<Vec<[u8; 16]>> {
+            let f = std::fs::File::open(s.blob_path(key)).ok()?;
+            crate::manifest::entry_digests(std::io::BufReader::new(f)).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        let problem = match digests {
+            None => Some("unreadable manifest".to_string()),
+            Some(d) => {
+                let missing = db.missing_digests(pid, kind, &d).await?;
+                (!missing.is_empty()).then(|| format!("{} entries not held", missing.len()))
+            }
+        };
+        if let Some(why) = problem {
+            report
+                .incomplete_dirs
+                .push(format!("{kind}:{oid} in project {project} ({why})"));
+            if repair {
+                db.forget_project_object(pid, kind, &oid).await?;
+            }
+        }
+    }
+
+    // Unreferenced blobs, counted after the repairs above may have dropped references.
+    let still: std::collections::HashSet<(HashKind, String)> = db
+        .all_referenced()
+        .await?
+        .into_iter()
+        .map(|(k, o, _)| (k, o))
+        .collect();
+    for (kind, on_disk) in disk {
         for oid_s in on_disk.keys() {
+            if still.contains(&(kind, oid_s.clone())) {
+                continue;
+            }
             report.orphans.push(format!("{kind}:{oid_s}"));
             if repair {
                 store.quarantine_blocking(kind, &format!("{}/{}", &oid_s[..2], &oid_s[2..]))?;

@@ -11,6 +11,8 @@ pub mod error;
 pub mod events;
 pub mod fsck;
 pub mod hashing;
+pub mod held;
+pub mod indexer;
 pub mod manifest;
 pub mod metrics;
 pub mod routes;

@@ -407,6 +407,7 @@ async fn fsck(cfg: &ServerConfig, repair: bool, quick: bool) -> anyhow::Result<(
         ("corrupt blob", &report.corrupt),
         ("unreferenced blob", &report.orphans),
         ("stray file", &report.strays),
+        ("incomplete directory", &report.incomplete_dirs),
     ];
     for (what, items) in sections {
         for i in items.iter() {

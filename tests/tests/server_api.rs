@@ -425,3 +425,46 @@ fn configuration_from_toml_env_and_defaults() {
         "json logs requested by the file"
     );
 }
+
+#[test]
+fn a_recreated_project_does_not_inherit_the_old_objects() {
+    let s = Server::start();
+    let root = s.server_admin_token();
+    let api = Api::new(&s);
+    api.call("POST", "/projects", &root, Some(json!({"name": "x"})));
+    let t = s.token("x", "write");
+    let data = b"old project data".to_vec();
+    let oid = md5_hex(&data);
+    let url = format!("{}/{}", s.project_url("x"), object_path(&oid));
+    assert_eq!(
+        api.c
+            .put(&url)
+            .bearer_auth(&t)
+            .body(data)
+            .send()
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        api.c.get(&url).bearer_auth(&t).send().unwrap().status(),
+        200
+    );
+
+    assert_eq!(api.call("DELETE", "/projects/x", &root, None).0, 204);
+    assert_eq!(
+        api.c.get(&url).bearer_auth(&t).send().unwrap().status(),
+        401,
+        "its tokens went with it"
+    );
+    api.call("POST", "/projects", &root, Some(json!({"name": "x"})));
+    let t2 = s.token("x", "read");
+    assert_eq!(
+        api.c.get(&url).bearer_auth(&t2).send().unwrap().status(),
+        404
+    );
+    assert_eq!(
+        api.c.get(&url).bearer_auth(&root).send().unwrap().status(),
+        404
+    );
+}

@@ -47,8 +47,11 @@ impl DvcRepo {
             .ok();
     }
 
+    /// Bearer token through `auth = custom`, uploading with PUT instead of DVC's default POST.
     fn bearer_remote(&self, url: &str, token: &str) {
         self.run(&["remote", "add", "-d", "storage", url]).ok();
+        self.run(&["remote", "modify", "storage", "method", "PUT"])
+            .ok();
         self.run(&["remote", "modify", "storage", "auth", "custom"])
             .ok();
         self.run(&[

@@ -218,6 +218,19 @@ fn fsck_reports_and_repairs_index_blob_disagreements() {
         assert_eq!(r.status(), 201);
         oids.push(oid);
     }
+    // A directory whose first entry will lose its blob.
+    let manifest = format!(
+        r#"[{{"md5": "{}", "relpath": "a"}}, {{"md5": "{}", "relpath": "b"}}]"#,
+        oids[0], oids[3]
+    );
+    let dir_oid = format!("{}.dir", md5_hex(manifest.as_bytes()));
+    let r = client
+        .put(format!("{}/{}", s.project_url("ml"), object_path(&dir_oid)))
+        .bearer_auth(&t)
+        .body(manifest)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
     // fsck refuses to run next to a live server.
     let busy = s.cli(&["fsck"]);
     assert_ne!(busy.code, 0);
@@ -271,7 +284,13 @@ fn fsck_reports_and_repairs_index_blob_disagreements() {
         "{report:?}"
     );
 
-    s.cli(&["fsck", "--repair"]).ok();
+    let repaired = s.cli(&["fsck", "--repair"]).ok();
+    assert!(
+        repaired
+            .stdout
+            .contains(&format!("incomplete directory: md5:{dir_oid}")),
+        "{repaired:?}"
+    );
     let clean = s.cli(&["fsck"]).ok();
     assert!(clean.stdout.contains("no problems found"), "{clean:?}");
     assert!(s.data_dir().join("quarantine").exists());
@@ -281,6 +300,11 @@ fn fsck_reports_and_repairs_index_blob_disagreements() {
     assert_eq!(get_status(&s, &t, "ml", &oids[0]), 404);
     assert_eq!(get_status(&s, &t, "ml", &oids[1]), 404);
     assert_eq!(get_status(&s, &t, "ml", &oids[2]), 200);
+    assert_eq!(
+        get_status(&s, &t, "ml", &dir_oid),
+        404,
+        "a directory with lost contents"
+    );
     let d = b"fsck object 0".to_vec();
     let r = client
         .put(format!("{}/{}", s.project_url("ml"), object_path(&oids[0])))

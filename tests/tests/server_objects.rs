@@ -389,3 +389,38 @@ fn objects_over_the_size_limit_are_refused() {
     let ok = pseudo_random(1 << 20, 5);
     assert_eq!(put(&s, &t, "ml", &md5_hex(&ok), &ok).0, StatusCode::CREATED);
 }
+
+#[test]
+fn legacy_directory_manifests_are_checked_in_the_legacy_namespace() {
+    let s = Server::start();
+    let t = s.project_with_token("ml", "write");
+    let raw = b"line\r\n".to_vec();
+    let legacy = md5_hex(b"line\n");
+    let manifest = format!(r#"[{{"md5": "{legacy}", "relpath": "a.txt"}}]"#);
+    let dir_oid = format!("{}.dir", md5_hex(manifest.as_bytes()));
+    let legacy_url = |oid: &str| format!("{}/{}", s.project_url("ml"), legacy_object_path(oid));
+    // The entry held only in the md5 namespace does not count.
+    let (status, _) = put(&s, &t, "ml", &legacy, b"line\n");
+    assert_eq!(status, StatusCode::CREATED);
+    let r = client()
+        .post(legacy_url(&dir_oid))
+        .bearer_auth(&t)
+        .body(manifest.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = client()
+        .post(legacy_url(&legacy))
+        .bearer_auth(&t)
+        .body(raw)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = client()
+        .post(legacy_url(&dir_oid))
+        .bearer_auth(&t)
+        .body(manifest)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

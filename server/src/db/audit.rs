@@ -2,6 +2,9 @@ use lode_proto::api::AuditEntry;
 
 use super::{Db, DbResult};
 
+/// Rows per multi-row INSERT (6 parameters each, well under SQLite's limit).
+const ROWS_PER_INSERT: usize = 200;
+
 /// One line of the audit log.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
@@ -18,20 +21,24 @@ impl Db {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT INTO audit_log (at, actor, action, project, target, detail)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.at)
-            .bind(&e.actor)
-            .bind(&e.action)
-            .bind(&e.project)
-            .bind(&e.target)
-            .bind(&e.detail)
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: each statement is a round trip to SQLite's worker thread.
+        let mut tx = self.writer.begin().await?;
+        for chunk in events.chunks(ROWS_PER_INSERT) {
+            let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO audit_log (at, actor, action, project, target, detail) VALUES {rows}"
+            );
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.project)
+                    .bind(&e.target)
+                    .bind(&e.detail);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

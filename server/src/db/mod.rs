@@ -36,6 +36,8 @@ pub enum DbError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("index writer: {0}")]
+    Writer(String),
 }
 
 impl DbError {
@@ -53,9 +55,14 @@ impl DbError {
 pub type DbResult<T> = Result<T, DbError>;
 
 /// A handle on the index; cheap to clone.
+///
+/// High-volume writes (object references, audit events, token use) go through `writer`, a
+/// single connection, so they queue in the pool instead of colliding on SQLite's write lock and
+/// sleeping in its busy handler. Everything else uses `pool`.
 #[derive(Clone)]
 pub struct Db {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 pub fn now() -> i64 {
@@ -78,10 +85,15 @@ impl Db {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .min_connections(1)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Db { pool })
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(opts)
+            .await?;
+        Ok(Db { pool, writer })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -95,6 +107,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -37,21 +37,46 @@ impl Db {
     /// Records references in one transaction; rows that already exist are kept as they are.
     /// Returns how many were new.
     pub async fn add_objects(&self, refs: &[ObjectRef]) -> DbResult<u64> {
-        let mut tx = self.pool.begin().await?;
-        let mut added = 0;
-        for r in refs {
-            let done = sqlx::query(
+        Ok(self
+            .add_objects_each(refs)
+            .await?
+            .into_iter()
+            .filter(|new| *new)
+            .count() as u64)
+    }
+
+    /// Like [`Db::add_objects`], saying for each reference whether it was new.
+    pub async fn add_objects_each(&self, refs: &[ObjectRef]) -> DbResult<Vec<bool>> {
+        let mut added = vec![false; refs.len()];
+        let mut tx = self.writer.begin().await?;
+        // Many rows per statement (each statement is a round trip to SQLite's worker thread);
+        // RETURNING names the rows that were actually inserted.
+        for (c, chunk) in refs.chunks(IN_CHUNK / 5).enumerate() {
+            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
                 "INSERT INTO project_objects (project_id, kind, oid, size, created_at)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(r.project_id)
-            .bind(r.kind.as_str())
-            .bind(r.oid.to_string())
-            .bind(r.size as i64)
-            .bind(r.created_at)
-            .execute(&mut *tx)
-            .await?;
-            added += done.rows_affected();
+                 VALUES {rows} ON CONFLICT DO NOTHING RETURNING project_id, kind, oid"
+            );
+            let names: Vec<String> = chunk.iter().map(|r| r.oid.to_string()).collect();
+            let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
+            for (r, name) in chunk.iter().zip(&names) {
+                q = q
+                    .bind(r.project_id)
+                    .bind(r.kind.as_str())
+                    .bind(name.as_str())
+                    .bind(r.size as i64)
+                    .bind(r.created_at);
+            }
+            let inserted = q.fetch_all(&mut *tx).await?;
+            let base = c * (IN_CHUNK / 5);
+            for (pid, kind, oid) in inserted {
+                // The first reference with this key in the batch is the one that added it.
+                if let Some(i) = chunk.iter().zip(&names).position(|(r, name)| {
+                    r.project_id == pid && r.kind.as_str() == kind && *name == oid
+                }) {
+                    added[base + i] = true;
+                }
+            }
         }
         tx.commit().await?;
         Ok(added)
@@ -123,6 +148,36 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Every `.dir` manifest any project holds: (project id, project name, kind, oid).
+    pub async fn all_manifests(&self) -> DbResult<Vec<(i64, String, HashKind, ObjectId)>> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT o.project_id, p.name, o.kind, o.oid FROM project_objects o
+             JOIN projects p ON p.id = o.project_id WHERE o.oid LIKE '%.dir'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(pid, name, k, o)| Some((pid, name, k.parse().ok()?, o.parse().ok()?)))
+            .collect())
+    }
+
+    /// Drops one project's reference to an object.
+    pub async fn forget_project_object(
+        &self,
+        project_id: i64,
+        kind: HashKind,
+        oid: &ObjectId,
+    ) -> DbResult<()> {
+        sqlx::query("DELETE FROM project_objects WHERE project_id = ? AND kind = ? AND oid = ?")
+            .bind(project_id)
+            .bind(kind.as_str())
+            .bind(oid.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Projects that reference an object, for reports.

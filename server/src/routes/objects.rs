@@ -27,7 +27,7 @@ use crate::auth::Principal;
 use crate::db::{now, ObjectRef};
 use crate::error::{ApiError, ApiResult};
 use crate::manifest;
-use crate::store::{BlobKey, StoreError};
+use crate::store::{BlobKey, Staged, StoreError};
 
 pub async fn handle(
     State(state): State<SharedState>,
@@ -149,15 +149,19 @@ async fn download(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let absent = || ApiError::not_found(format!("project '{project}' does not hold {}", key.oid));
-    if state
-        .db
-        .object_size(project_id, key.kind, &key.oid)
-        .await?
-        .is_none()
-    {
+    if state.held_size(project_id, key).await?.is_none() {
         return Err(absent());
     }
-    let Some(meta) = state.store.stat(key).await? else {
+    // HEAD needs the size only; GET opens (and for small objects reads) the blob in one step.
+    let (meta, blob) = if method == Method::HEAD {
+        (state.store.stat(key).await?, None)
+    } else {
+        match state.store.open(key).await? {
+            Some(b) => (Some(b.meta), Some(b)),
+            None => (None, None),
+        }
+    };
+    let Some(meta) = meta else {
         // The index says the project holds it but the blob is gone: answer "missing" so clients
         // upload it again, which repairs the store.
         tracing::error!(%key, "indexed object has no blob; run `lode-server fsck`");
@@ -226,18 +230,32 @@ async fn download(
             .body(Body::empty())
             .map_err(|e| ApiError::internal(e.to_string()));
     }
-    let Some(stream) = state.store.read(key, start, len).await? else {
+    let Some(blob) = blob else {
         return Err(absent());
     };
-    let counter = state.clone();
-    let stream = stream.inspect(move |r| {
-        if let Ok(b) = r {
-            counter
+    // A small object goes out as one buffer (headers and body in one write); a large one
+    // streams, counting bytes as they leave.
+    let body = match blob.small_range(start, len) {
+        Some(bytes) => {
+            state
                 .metrics
                 .bytes_out
-                .fetch_add(b.len() as u64, Ordering::Relaxed);
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            Body::from(bytes)
         }
-    });
+        None => {
+            let counter = state.clone();
+            let stream = blob.range(start, len).await?.inspect(move |r| {
+                if let Ok(b) = r {
+                    counter
+                        .metrics
+                        .bytes_out
+                        .fetch_add(b.len() as u64, Ordering::Relaxed);
+                }
+            });
+            Body::from_stream(stream)
+        }
+    };
     state.metrics.objects_served.fetch_add(1, Ordering::Relaxed);
     state
         .audit
@@ -249,7 +267,7 @@ async fn download(
             (status == StatusCode::PARTIAL_CONTENT).then(|| format!("bytes {start}+{len}")),
         )
         .await;
-    base.body(Body::from_stream(stream))
+    base.body(body)
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
@@ -268,6 +286,59 @@ fn failure_reason(e: &StoreError) -> &'static str {
         StoreError::NoSpace(_) => "no_space",
         StoreError::Io { .. } => "io",
     }
+}
+
+/// Refuses a `.dir` manifest unless the project holds every object it lists.
+async fn check_manifest(
+    state: &SharedState,
+    project: &str,
+    project_id: i64,
+    key: BlobKey,
+    staged: Staged,
+) -> ApiResult<Staged> {
+    let store = state.store.clone();
+    let (staged, digests) = tokio::task::spawn_blocking(move || {
+        let digests = store
+            .staged_reader(&staged)
+            .map_err(ApiError::from)
+            .and_then(|r| {
+                manifest::entry_digests(r).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_manifest",
+                        format!("{}: {e}", key.oid),
+                    )
+                })
+            });
+        (staged, digests)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let digests = digests.inspect_err(|_| state.metrics.upload_failed("invalid_manifest"))?;
+    let missing = state
+        .db
+        .missing_digests(project_id, key.kind, &digests)
+        .await?;
+    if missing.is_empty() {
+        return Ok(staged);
+    }
+    state.metrics.upload_failed("manifest_entries_missing");
+    state
+        .metrics
+        .manifests_refused
+        .fetch_add(1, Ordering::Relaxed);
+    let first: Vec<String> = missing.iter().take(5).map(|o| o.to_string()).collect();
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "missing_entries",
+        format!(
+            "directory manifest {} lists {} object(s) project '{project}' does not hold ({}{}); upload them before the manifest",
+            key.oid,
+            missing.len(),
+            first.join(", "),
+            if missing.len() > first.len() { ", ..." } else { "" }
+        ),
+    ))
 }
 
 async fn upload(
@@ -292,86 +363,34 @@ async fn upload(
             Err(e) => Err(std::io::Error::other(e)),
         })
         .boxed();
-    let staged = match state.store.stage(key, stream).await {
-        Ok(s) => s,
-        Err(e) => {
-            state.metrics.upload_failed(failure_reason(&e));
-            if !matches!(e, StoreError::Body(_)) {
-                tracing::warn!(%key, project, "upload refused: {e}");
-            }
-            return Err(e.into());
+    let refused = |e: StoreError| -> ApiError {
+        state.metrics.upload_failed(failure_reason(&e));
+        if !matches!(e, StoreError::Body(_)) {
+            tracing::warn!(%key, project, "upload refused: {e}");
         }
+        e.into()
     };
-    let size = staged.size;
-
-    if key.oid.is_dir() {
-        let store = state.store.clone();
-        let (staged_back, digests) = tokio::task::spawn_blocking(move || {
-            let digests = store
-                .staged_reader(&staged)
-                .map_err(ApiError::from)
-                .and_then(|r| {
-                    manifest::entry_digests(r).map_err(|e| {
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "invalid_manifest",
-                            format!("{}: {e}", key.oid),
-                        )
-                    })
-                });
-            (staged, digests)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        let digests = match digests {
-            Ok(d) => d,
-            Err(e) => {
-                state.metrics.upload_failed("invalid_manifest");
-                return Err(e);
-            }
-        };
-        let missing = state
-            .db
-            .missing_digests(project_id, key.kind, &digests)
-            .await?;
-        if !missing.is_empty() {
-            state.metrics.upload_failed("manifest_entries_missing");
-            state
-                .metrics
-                .manifests_refused
-                .fetch_add(1, Ordering::Relaxed);
-            let first: Vec<String> = missing.iter().take(5).map(|o| o.to_string()).collect();
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "missing_entries",
-                format!(
-                    "directory manifest {} lists {} object(s) project '{project}' does not hold ({}{}); upload them before the manifest",
-                    key.oid,
-                    missing.len(),
-                    first.join(", "),
-                    if missing.len() > first.len() { ", ..." } else { "" }
-                ),
-            ));
-        }
-        state.store.commit(staged_back).await.inspect_err(|e| {
-            state.metrics.upload_failed(failure_reason(e));
-        })?;
+    let size = if key.oid.is_dir() {
+        let staged = state.store.stage(key, stream).await.map_err(refused)?;
+        let size = staged.size;
+        let staged = check_manifest(state, project, project_id, key, staged).await?;
+        state.store.commit(staged).await.map_err(refused)?;
+        size
     } else {
-        state.store.commit(staged).await.inspect_err(|e| {
-            state.metrics.upload_failed(failure_reason(e));
-        })?;
-    }
+        state.store.put(key, stream).await.map_err(refused)?
+    };
 
     let added = state
-        .db
-        .add_objects(&[ObjectRef {
+        .indexer
+        .add(ObjectRef {
             project_id,
             kind: key.kind,
             oid: key.oid,
             size,
             created_at: now(),
-        }])
+        })
         .await?;
+    state.held.held(project_id, key.kind, &key.oid, size);
     state.metrics.objects_stored.fetch_add(1, Ordering::Relaxed);
     state
         .audit
@@ -383,7 +402,7 @@ async fn upload(
             Some(format!("{size} bytes")),
         )
         .await;
-    let status = if added > 0 {
+    let status = if added {
         StatusCode::CREATED
     } else {
         StatusCode::OK

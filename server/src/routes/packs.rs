@@ -498,8 +498,8 @@ async fn produce(
                     if tx.send(Ok(out.split().freeze())).await.is_err() {
                         return;
                     }
-                    let stream = match state.store.read(key, 0, size).await {
-                        Ok(Some(s)) => s,
+                    let opened = match state.store.open(key).await {
+                        Ok(Some(blob)) => blob.range(0, size).await,
                         Ok(None) => {
                             let _ = tx.send(Err(fail(format!("{key} vanished")))).await;
                             return;
@@ -509,7 +509,13 @@ async fn produce(
                             return;
                         }
                     };
-                    let mut stream = stream;
+                    let mut stream = match opened {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(fail(e.to_string()))).await;
+                            return;
+                        }
+                    };
                     let mut got = 0u64;
                     while let Some(piece) = stream.next().await {
                         match piece {

@@ -1,7 +1,7 @@
 //! The filesystem blob store: `{data}/blobs/{kind}/{ab}/{cdef...}`, uploads in `{data}/tmp/`.
 
 use std::fs::{self, File};
-use std::io::{self, Read, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,23 +10,22 @@ use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use lode_proto::{HashKind, ObjectId};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
-use tokio_util::io::ReaderStream;
 
 use super::{
-    BlobKey, BlobMeta, BlobStore, ByteStream, ListedBlob, SmallRead, Staged, StagedInner,
-    StoreError, StoreResult,
+    BlobKey, BlobMeta, BlobStore, ByteStream, ListedBlob, OpenBlob, OpenBody, SmallRead, Staged,
+    StagedInner, StoreError, StoreResult,
 };
 use crate::hashing::ObjectHasher;
 
 /// Bodies up to this size are hashed and written in one blocking step; larger ones are written
-/// while they arrive, in pieces of this size, so memory per upload stays bounded.
-const PIECE: usize = 1 << 20;
+/// while they arrive, in pieces of this size, so memory per upload stays bounded (about
+/// `PIECE * (QUEUE + 2)`, whatever the object size).
+const PIECE: usize = 256 * 1024;
 /// Pieces queued between the network and the disk writer of one upload.
-const QUEUE: usize = 4;
-/// Read size when serving blobs.
-const READ_BUF: usize = 256 * 1024;
+const QUEUE: usize = 3;
+/// Blobs up to this size are read whole when opened.
+const SMALL_READ: u64 = 256 * 1024;
 
 pub struct FsStore {
     blobs: PathBuf,
@@ -81,22 +80,32 @@ impl FsStore {
     }
 
     fn new_temp(&self) -> StoreResult<(File, tempfile::TempPath)> {
+        // Created read-only (the open handle can still write), as blobs stay once in place.
         let tmp = tempfile::Builder::new()
             .prefix("upload-")
             .suffix(".part")
+            .permissions(fs::Permissions::from_mode(0o444))
             .tempfile_in(&self.tmp)
             .map_err(|e| StoreError::io(format!("creating a file in {}", self.tmp.display()), e))?;
         Ok(tmp.into_parts())
     }
 }
 
-fn start_writeback(f: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a hint on an open descriptor; on failure the later flush does the work.
+/// Asks the kernel to start writing a range out now, so the fsync at the end of a large upload
+/// finds little left to do. Only a hint: errors are ignored (the fsync reports real ones).
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::unix::io::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: a plain syscall on a file descriptor we own; no memory is passed.
     unsafe {
-        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
+
+/// Serializes bulk commits (see `commit_many_blocking`).
+static BATCH_COMMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Writes a file's dirty pages and waits for them (not its metadata; `sync_data` does that).
 fn wait_writeback(f: &File) {
@@ -147,13 +156,15 @@ fn write_small(store: &FsStore, key: BlobKey, data: &[u8]) -> StoreResult<tempfi
 }
 
 impl FsStore {
+    /// Receives and verifies a body; with `commit_now`, a small body is also committed in the
+    /// same blocking step (saving a thread hop per small upload).
     async fn stage_impl(
         self: Arc<Self>,
         key: BlobKey,
         mut body: ByteStream,
+        commit_now: bool,
     ) -> StoreResult<Staged> {
         let target = self.blob_path(key);
-        let exists = tokio::fs::try_exists(&target).await.unwrap_or(false);
         let mut first = BytesMut::new();
         let mut total: u64 = 0;
         let mut ended = false;
@@ -180,24 +191,37 @@ impl FsStore {
                 let mut h = ObjectHasher::new(key.kind);
                 h.update(&data);
                 check_digest(key, h.finish())?;
-                let inner = if exists {
+                let inner = if target.exists() {
                     StagedInner::Existing
                 } else {
                     StagedInner::Temp(write_small(&store, key, &data)?)
                 };
-                Ok(Staged {
+                let staged = Staged {
                     key,
                     size: data.len() as u64,
                     inner,
+                };
+                if !commit_now {
+                    return Ok(staged);
+                }
+                let size = staged.size;
+                store.commit_blocking(staged)?;
+                Ok(Staged {
+                    key,
+                    size,
+                    inner: StagedInner::Existing,
                 })
             })
             .await
             .map_err(join_err)?;
         }
 
-        // Large body: a blocking writer hashes and writes pieces while the network fills the
-        // next ones. The bounded queue is what keeps memory flat for any object size.
-        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+        // Large body: one blocking thread hashes and another writes while the network fills
+        // the next pieces, so MD5 and disk writes run side by side. The bounded queues are what
+        // keep memory flat for any object size. Pieces are lists of the frames as received,
+        // shared by both threads, so bytes are not copied on the way.
+        type Piece = Arc<Vec<Bytes>>;
+        let exists = tokio::fs::try_exists(&target).await.unwrap_or(false);
         let temp = if exists {
             None
         } else {
@@ -208,27 +232,60 @@ impl FsStore {
                     .map_err(join_err)??,
             )
         };
-        let writer = tokio::task::spawn_blocking(move || -> StoreResult<_> {
+        let (htx, mut hrx) = mpsc::channel::<Piece>(QUEUE);
+        let hasher = tokio::task::spawn_blocking(move || {
             let mut h = ObjectHasher::new(key.kind);
-            let mut temp = temp;
-            while let Some(piece) = rx.blocking_recv() {
-                h.update(&piece);
-                if let Some((file, _)) = temp.as_mut() {
-                    file.write_all(&piece).map_err(|e| write_err(key, e))?;
+            while let Some(piece) = hrx.blocking_recv() {
+                for frame in piece.iter() {
+                    h.update(frame);
                 }
             }
-            if let Some((file, _)) = temp.as_mut() {
-                file.sync_all().map_err(|e| write_err(key, e))?;
-            }
-            Ok((h.finish(), temp.map(|(_, path)| path)))
+            h.finish()
         });
+        let (wtx, writer) = match temp {
+            None => (None, None),
+            Some((mut file, path)) => {
+                let (wtx, mut wrx) = mpsc::channel::<Piece>(QUEUE);
+                let writer = tokio::task::spawn_blocking(move || -> StoreResult<_> {
+                    let mut written: u64 = 0;
+                    while let Some(piece) = wrx.blocking_recv() {
+                        let mut len = 0;
+                        for frame in piece.iter() {
+                            file.write_all(frame).map_err(|e| write_err(key, e))?;
+                            len += frame.len() as u64;
+                        }
+                        start_writeback(&file, written, len);
+                        written += len;
+                    }
+                    file.sync_all().map_err(|e| write_err(key, e))?;
+                    Ok(path)
+                });
+                (Some(wtx), Some(writer))
+            }
+        };
 
-        let mut piece = first;
+        let mut piece = vec![first.freeze()];
+        let mut piece_len: usize = piece[0].len();
+        let send = |piece: Vec<Bytes>| {
+            let piece: Piece = Arc::new(piece);
+            let (htx, wtx) = (htx.clone(), wtx.clone());
+            async move {
+                // A failed send means a worker stopped early; its own error is reported below.
+                let hashed = htx.send(piece.clone()).await.is_ok();
+                let written = match wtx {
+                    Some(w) => w.send(piece).await.is_ok(),
+                    None => true,
+                };
+                hashed && written
+            }
+        };
         let received: StoreResult<()> = async {
             loop {
-                // A failed send means the writer stopped early; its own error is reported below.
-                if piece.len() >= PIECE && tx.send(piece.split().freeze()).await.is_err() {
-                    return Ok(());
+                if piece_len >= PIECE {
+                    piece_len = 0;
+                    if !send(std::mem::take(&mut piece)).await {
+                        return Ok(());
+                    }
                 }
                 match body.next().await {
                     Some(chunk) => {
@@ -237,11 +294,12 @@ impl FsStore {
                         if total > self.max_size {
                             return Err(StoreError::TooLarge(key, self.max_size));
                         }
-                        piece.extend_from_slice(&chunk);
+                        piece_len += chunk.len();
+                        piece.push(chunk);
                     }
                     None => {
                         if !piece.is_empty() {
-                            let _ = tx.send(piece.split().freeze()).await;
+                            send(piece).await;
                         }
                         return Ok(());
                     }
@@ -249,13 +307,18 @@ impl FsStore {
             }
         }
         .await;
-        drop(tx);
-        let written = writer.await.map_err(join_err);
-        // A body error wins over whatever the writer saw: the upload is incomplete either way,
-        // and the temp file is removed when `written` is dropped.
+        drop(htx);
+        drop(wtx);
+        let digest = hasher.await.map_err(join_err);
+        let path = match writer {
+            Some(w) => Some(w.await.map_err(join_err)),
+            None => None,
+        };
+        // A body error wins over whatever the workers saw: the upload is incomplete either
+        // way, and the temp file is removed when `path` is dropped.
         received?;
-        let (digest, path) = written??;
-        check_digest(key, digest)?;
+        let path = path.transpose()?.transpose()?;
+        check_digest(key, digest?)?;
         Ok(Staged {
             key,
             size: total,
@@ -299,8 +362,6 @@ impl FsStore {
             .ok_or_else(|| StoreError::io("blob path", io::Error::other("no parent")))?;
         fs::create_dir_all(parent)
             .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
-        fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
-            .map_err(|e| StoreError::io(format!("protecting {key}"), e))?;
         temp.persist(&target)
             .map_err(|e| StoreError::io(format!("moving {key} into place"), e.error))?;
         // The rename is only durable once the folder entry is on disk too.
@@ -313,7 +374,18 @@ impl FsStore {
 
 impl BlobStore for Arc<FsStore> {
     fn stage(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<Staged>> {
-        self.clone().stage_impl(key, body).boxed()
+        self.clone().stage_impl(key, body, false).boxed()
+    }
+
+    fn put(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<u64>> {
+        let store = self.clone();
+        async move {
+            let staged = store.clone().stage_impl(key, body, true).await?;
+            let size = staged.size;
+            store.commit(staged).await?;
+            Ok(size)
+        }
+        .boxed()
     }
 
     fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn Read + Send>> {
@@ -351,26 +423,34 @@ impl BlobStore for Arc<FsStore> {
         .boxed()
     }
 
-    fn read(
-        &self,
-        key: BlobKey,
-        offset: u64,
-        len: u64,
-    ) -> BoxFuture<'_, StoreResult<Option<ByteStream>>> {
+    fn open(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<OpenBlob>>> {
         let path = self.blob_path(key);
         async move {
-            let mut file = match tokio::fs::File::open(&path).await {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(StoreError::io(format!("reading {key}"), e)),
-            };
-            if offset > 0 {
-                file.seek(SeekFrom::Start(offset))
-                    .await
-                    .map_err(|e| StoreError::io(format!("reading {key}"), e))?;
-            }
-            let stream: ByteStream = ReaderStream::with_capacity(file.take(len), READ_BUF).boxed();
-            Ok(Some(stream))
+            // Open, stat and (for small blobs) read in one blocking step: most objects are
+            // small, and DVC's existence checks are GETs that receive them whole.
+            tokio::task::spawn_blocking(move || -> io::Result<Option<OpenBlob>> {
+                let mut f = match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let m = f.metadata()?;
+                let meta = BlobMeta {
+                    size: m.len(),
+                    modified: m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                };
+                let body = if meta.size <= SMALL_READ {
+                    let mut buf = Vec::with_capacity(meta.size as usize);
+                    f.read_to_end(&mut buf)?;
+                    OpenBody::Whole(Bytes::from(buf))
+                } else {
+                    OpenBody::File(tokio::fs::File::from_std(f))
+                };
+                Ok(Some(OpenBlob { meta, body }))
+            })
+            .await
+            .map_err(join_err)?
+            .map_err(|e| StoreError::io(format!("reading {key}"), e))
         }
         .boxed()
     }
@@ -472,7 +552,7 @@ impl BlobStore for Arc<FsStore> {
             let (mut file, path) = self.new_temp()?;
             file.write_all(data).map_err(|e| write_err(key, e))?;
             // Start writing back now, so the batch's one flush finds little left to do.
-            start_writeback(&file);
+            start_writeback(&file, 0, 0);
             StagedInner::Temp(path)
         };
         Ok(Staged {
@@ -492,7 +572,10 @@ impl BlobStore for Arc<FsStore> {
             .collect();
         // Per-file flushes rather than syncfs, which would also wait for every other writer on
         // the filesystem. Writing all data back first lets the first fdatasync commit the
-        // journal for the whole batch, so the others return at once.
+        // journal for the whole batch, so the others return at once. Batches take turns: one
+        // batch's renames landing in the folders another batch is syncing would make every
+        // folder sync commit the journal again.
+        let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
         let mut files = Vec::with_capacity(temps.len());
         for (key, temp) in &temps {
             let f = File::open(temp).map_err(|e| StoreError::io(format!("reopening {key}"), e))?;

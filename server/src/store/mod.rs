@@ -39,6 +39,61 @@ pub struct BlobMeta {
     pub modified: SystemTime,
 }
 
+/// An opened blob: its metadata now, its bytes on demand.
+pub struct OpenBlob {
+    pub meta: BlobMeta,
+    pub(crate) body: OpenBody,
+}
+
+pub(crate) enum OpenBody {
+    /// Small blobs are read whole when opened.
+    Whole(Bytes),
+    File(tokio::fs::File),
+}
+
+/// Read size when streaming large blobs.
+const READ_BUF: usize = 256 * 1024;
+
+impl OpenBlob {
+    /// The range as one buffer when the blob was small enough to be read whole.
+    pub fn small_range(&self, offset: u64, len: u64) -> Option<Bytes> {
+        match &self.body {
+            OpenBody::Whole(b) => {
+                let start = usize::try_from(offset).ok()?.min(b.len());
+                let end = usize::try_from(offset.saturating_add(len))
+                    .ok()?
+                    .min(b.len());
+                Some(b.slice(start..end))
+            }
+            OpenBody::File(_) => None,
+        }
+    }
+
+    /// `len` bytes from `offset` (the caller keeps the range inside the blob).
+    pub async fn range(self, offset: u64, len: u64) -> StoreResult<ByteStream> {
+        use futures::StreamExt;
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        match self.body {
+            OpenBody::Whole(b) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                let end = usize::try_from(offset.saturating_add(len))
+                    .unwrap_or(usize::MAX)
+                    .min(b.len());
+                let part = b.slice(start..end);
+                Ok(futures::stream::once(async move { Ok(part) }).boxed())
+            }
+            OpenBody::File(mut f) => {
+                if offset > 0 {
+                    f.seek(io::SeekFrom::Start(offset))
+                        .await
+                        .map_err(|e| StoreError::io("seeking in a blob", e))?;
+                }
+                Ok(tokio_util::io::ReaderStream::with_capacity(f.take(len), READ_BUF).boxed())
+            }
+        }
+    }
+}
+
 /// A fully received upload whose hash matched, not yet visible.
 pub struct Staged {
     pub key: BlobKey,
@@ -103,14 +158,11 @@ pub trait BlobStore: Send + Sync + 'static {
     fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn io::Read + Send>>;
     /// Makes a staged upload visible under its key, atomically and durably.
     fn commit(&self, staged: Staged) -> BoxFuture<'_, StoreResult<()>>;
+    /// `stage` then `commit`, for uploads nobody needs to inspect; returns the size.
+    fn put(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<u64>>;
     fn stat(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<BlobMeta>>>;
-    /// `len` bytes from `offset`; `None` when the blob does not exist.
-    fn read(
-        &self,
-        key: BlobKey,
-        offset: u64,
-        len: u64,
-    ) -> BoxFuture<'_, StoreResult<Option<ByteStream>>>;
+    /// Opens a blob for reading; `None` when it does not exist.
+    fn open(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<OpenBlob>>>;
     /// Removes a blob; false if it was not there.
     fn delete(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<bool>>;
     /// Proves the backend is writable.
