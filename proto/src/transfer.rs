@@ -19,7 +19,13 @@
 //!   counts). A bad object fails the request with 400 naming it; the objects before it stay stored.
 //! - `POST packs/fetch` with a [`PackFetchRequest`]: read role. Answers a pack holding exactly the
 //!   requested objects in request order, or 404 (JSON error) before any byte when one is not held.
-//! - `POST gc` with a [`GcRequest`]: admin role.
+//! - `POST gc` with a [`GcRequest`]: admin role. Without `grace_seconds`, objects pushed within
+//!   the last hour are kept (the `lode` client sends `LODE_GC_GRACE_SECONDS` when it is set).
+//!
+//! These routes sit outside the JSON API's request timeout and body limit: a pack streams for as
+//! long as it takes, like a single object. The server makes each batch of small objects durable
+//! with one journal commit before it indexes them, so a crash never leaves an index row without
+//! its blob.
 
 use serde::{Deserialize, Serialize};
 

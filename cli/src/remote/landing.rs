@@ -15,7 +15,7 @@ use crate::cache::{Cache, Staged};
 use crate::hash::{StreamHasher, CHUNK};
 
 /// Objects committed to the cache at once.
-const COMMIT_BATCH: usize = 512;
+const COMMIT_BATCH: usize = 8192;
 
 fn cache_fail(e: impl std::fmt::Display) -> Fail {
     // A local disk problem stops everything: no other object would land either.
