@@ -178,3 +178,29 @@ fn a_damaged_hash_cache_is_rebuilt() {
     assert_eq!(run.stdout, CLEAN);
     assert_eq!(s.lode(&["status"]).ok().stdout, CLEAN);
 }
+
+#[test]
+fn a_remembered_complete_directory_notices_a_removed_object() {
+    let s = repo();
+    s.write("images/a.txt", b"a\n");
+    s.write("images/b.txt", b"b\n");
+    s.lode(&["add", "images"]).ok();
+    // Past the racy window the cache folders' times can vouch for the verdict, which is kept.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(s.lode(&["status"]).ok().stdout, CLEAN);
+    assert_eq!(s.lode(&["status"]).ok().stdout, CLEAN);
+
+    let hex = lode_e2e::server::md5_hex(b"a\n");
+    let obj = s.join(&format!(".dvc/cache/files/md5/{}/{}", &hex[..2], &hex[2..]));
+    std::fs::remove_file(&obj).expect("rm object");
+    let not_in_cache = "images.dvc:\n\tchanged outs:\n\t\tnot in cache:       images\n";
+    assert_eq!(s.lode(&["status"]).ok().stdout, not_in_cache);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(s.lode(&["status"]).ok().stdout, not_in_cache);
+
+    // Storing the object again makes the directory complete again.
+    s.lode(&["commit", "-f", "images"]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(s.lode(&["status"]).ok().stdout, CLEAN);
+    assert_eq!(s.lode(&["status"]).ok().stdout, CLEAN);
+}

@@ -195,6 +195,43 @@ impl Cache {
         oids.iter().all(|o| present.contains(o))
     }
 
+    /// A digest of the inode, mtime and ctime of the kind's object folders (`00` to `ff` and
+    /// their parent). Adding, removing or renaming any object changes its folder's times, so an
+    /// equal fingerprint means the same set of object names as when it was taken. `None` when a
+    /// folder changed too recently for its times to tell later changes apart (see
+    /// [`crate::hash::state::RACY_NS`]).
+    pub fn folders_fingerprint(&self, kind: HashKind) -> Option<[u8; 16]> {
+        use std::os::unix::fs::MetadataExt;
+        let base = match kind {
+            HashKind::Md5 => self.root.join("files").join("md5"),
+            HashKind::Md5Dos2unix => self.root.clone(),
+        };
+        let horizon = crate::hash::state::racy_horizon();
+        let mut buf = Vec::with_capacity(257 * 32);
+        let mut add = |dir: &Path| -> Option<()> {
+            match std::fs::metadata(dir) {
+                Ok(m) => {
+                    let mtime = m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec();
+                    let ctime = m.ctime().saturating_mul(1_000_000_000) + m.ctime_nsec();
+                    if mtime >= horizon || ctime >= horizon {
+                        return None;
+                    }
+                    buf.extend_from_slice(&m.ino().to_le_bytes());
+                    buf.extend_from_slice(&mtime.to_le_bytes());
+                    buf.extend_from_slice(&ctime.to_le_bytes());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => buf.push(0),
+                Err(_) => return None,
+            }
+            Some(())
+        };
+        add(&base)?;
+        for i in 0..=255u8 {
+            add(&base.join(format!("{i:02x}")))?;
+        }
+        Some(crate::hash::md5_bytes(&buf))
+    }
+
     /// Creates a cache folder with DVC's modes: 0777 & ~umask, or 02775 for `cache.shared = group`.
     fn make_dir(&self, dir: &Path) -> Result<(), CacheError> {
         if self.known_dirs.read().is_ok_and(|k| k.contains(dir)) {

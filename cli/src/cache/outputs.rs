@@ -267,17 +267,34 @@ impl Outputs {
     }
 
     /// Whether the cache holds `oid` and, for a directory, its manifest and every entry.
+    ///
+    /// Reading a large manifest and listing the cache costs more than the rest of a `status`, so
+    /// a directory found complete is remembered with the fingerprint of the cache folders; while
+    /// no object is added, removed or renamed the answer stands without reading anything.
     pub fn in_cache(&self, oid: &ObjectId, kind: HashKind) -> bool {
         if !oid.is_dir() {
             return self.cache.contains(oid, kind);
         }
-        match self.cache.read_manifest(oid, kind) {
+        let before = self.cache.folders_fingerprint(kind);
+        if let Some(fp) = &before {
+            if self.state.is_complete(kind, self.cache.root(), oid, fp) {
+                return true;
+            }
+        }
+        let complete = match self.cache.read_manifest(oid, kind) {
             Ok(m) => {
                 let oids: Vec<ObjectId> = m.entries().iter().map(|e| e.oid).collect();
                 self.cache.contains_all(&oids, kind)
             }
             Err(_) => false,
+        };
+        // Recorded only when the folders did not change while they were checked.
+        if let (true, Some(fp)) = (complete, before) {
+            if self.cache.folders_fingerprint(kind) == Some(fp) {
+                self.state.put_complete(kind, self.cache.root(), oid, &fp);
+            }
         }
+        complete
     }
 
     /// Records that `path` now holds `oid` (after a checkout), so the next status reads nothing.

@@ -15,11 +15,12 @@ use super::walk::{FileEntry, Stat};
 
 const FILES: &[u8] = b"files";
 const DIR_FILES: &[u8] = b"dir-files";
+const COMPLETE: &[u8] = b"complete";
 
 /// How recent an mtime must be to count as racy: more than a filesystem clock tick.
 pub const RACY_NS: i64 = 100_000_000;
 
-fn racy_horizon() -> i64 {
+pub fn racy_horizon() -> i64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -120,6 +121,9 @@ impl DirFiles {
 
 pub struct HashState {
     dir_files: Option<sled::Tree>,
+    /// Directory objects found complete in the cache, with the fingerprint of the cache folders
+    /// at the time (see [`crate::cache::Cache::folders_fingerprint`]).
+    complete: Option<sled::Tree>,
     files: Option<sled::Tree>,
     dirs: Option<sled::Tree>,
     db: Option<sled::Db>,
@@ -130,6 +134,7 @@ impl HashState {
     pub fn disabled() -> HashState {
         HashState {
             dir_files: None,
+            complete: None,
             files: None,
             dirs: None,
             db: None,
@@ -257,6 +262,35 @@ impl HashState {
         }
     }
 
+    /// Whether directory object `oid` was found complete in the cache at `cache_root` while the
+    /// cache folders had exactly fingerprint `folders`.
+    pub fn is_complete(
+        &self,
+        kind: HashKind,
+        cache_root: &Path,
+        oid: &ObjectId,
+        folders: &[u8; 16],
+    ) -> bool {
+        let Some(tree) = &self.complete else {
+            return false;
+        };
+        matches!(tree.get(complete_key(kind, cache_root, oid)), Ok(Some(v)) if v.as_ref() == folders)
+    }
+
+    /// Records that directory object `oid` and all its entries are in the cache while the cache
+    /// folders have fingerprint `folders`.
+    pub fn put_complete(
+        &self,
+        kind: HashKind,
+        cache_root: &Path,
+        oid: &ObjectId,
+        folders: &[u8; 16],
+    ) {
+        if let Some(tree) = &self.complete {
+            let _ = tree.insert(complete_key(kind, cache_root, oid), folders.to_vec());
+        }
+    }
+
     /// Makes the recorded entries durable; losing them only costs re-hashing.
     pub fn flush(&self) {
         if let Some(db) = &self.db {
@@ -273,6 +307,7 @@ fn try_open(path: &Path) -> Result<HashState, sled::Error> {
         .open()?;
     Ok(HashState {
         dir_files: Some(db.open_tree(DIR_FILES)?),
+        complete: Some(db.open_tree(COMPLETE)?),
         files: Some(db.open_tree(FILES)?),
         dirs: Some(db.open_tree(DIRS)?),
         db: Some(db),
@@ -296,6 +331,13 @@ fn file_key(kind: HashKind, path: &Path) -> Vec<u8> {
         HashKind::Md5Dos2unix => b'l',
     });
     k.extend_from_slice(bytes);
+    k
+}
+
+fn complete_key(kind: HashKind, cache_root: &Path, oid: &ObjectId) -> Vec<u8> {
+    let mut k = file_key(kind, cache_root);
+    k.push(0);
+    k.extend_from_slice(oid.digest());
     k
 }
 
