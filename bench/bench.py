@@ -269,6 +269,10 @@ class Bench:
         m = self.results.setdefault(key, Measure())
         if m.error:
             return
+        # Flush what the set-up wrote (copied workspaces, deleted caches) before the clock
+        # starts: a tool that makes its cache durable (fsync/syncfs) would otherwise also pay
+        # for writing back the harness's own copies, while one that never syncs would not.
+        os.sync()
         try:
             secs, rss = run_timed(cmd, cwd, self.env)
         except BenchError as e:
@@ -330,6 +334,7 @@ class Bench:
     def reference(self, workload: str, name: str, cmd: list[str], cwd: Path) -> None:
         times = []
         for _ in range(self.args.runs):
+            os.sync()
             secs, _ = run_timed(cmd, cwd, self.env)
             times.append(secs)
         med = statistics.median(times)
