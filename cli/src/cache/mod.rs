@@ -172,10 +172,32 @@ impl Cache {
         let mut prefixes: Vec<String> = oids.iter().map(|o| o.hex()[..2].to_string()).collect();
         prefixes.sort_unstable();
         prefixes.dedup();
-        let base = match kind {
+        let present = self.list_prefixes(kind, &prefixes);
+        oids.iter().all(|o| present.contains(o))
+    }
+
+    /// Every object of `kind` in the cache, by listing the object folders.
+    pub fn list_objects(&self, kind: HashKind) -> ObjectSet {
+        let prefixes: Vec<String> = (0..=255u8).map(|i| format!("{i:02x}")).collect();
+        self.list_prefixes(kind, &prefixes)
+    }
+
+    /// A rough count of the objects of `kind`, from the size of one object folder.
+    pub fn estimate_objects(&self, kind: HashKind) -> usize {
+        let dir = self.kind_base(kind).join("00");
+        std::fs::read_dir(dir).map_or(0, |rd| rd.count() * 256)
+    }
+
+    fn kind_base(&self, kind: HashKind) -> PathBuf {
+        match kind {
             HashKind::Md5 => self.root.join("files").join("md5"),
             HashKind::Md5Dos2unix => self.root.clone(),
-        };
+        }
+    }
+
+    fn list_prefixes(&self, kind: HashKind, prefixes: &[String]) -> ObjectSet {
+        use rayon::prelude::*;
+        let base = self.kind_base(kind);
         let listed: Vec<Vec<ObjectId>> = prefixes
             .par_iter()
             .map(|p| {
@@ -191,8 +213,7 @@ impl Cache {
                     .collect()
             })
             .collect();
-        let present: std::collections::HashSet<ObjectId> = listed.into_iter().flatten().collect();
-        oids.iter().all(|o| present.contains(o))
+        listed.into_iter().flatten().collect()
     }
 
     /// A digest of the inode, mtime and ctime of the kind's object folders (`00` to `ff` and
@@ -202,10 +223,7 @@ impl Cache {
     /// [`crate::hash::state::RACY_NS`]).
     pub fn folders_fingerprint(&self, kind: HashKind) -> Option<[u8; 16]> {
         use std::os::unix::fs::MetadataExt;
-        let base = match kind {
-            HashKind::Md5 => self.root.join("files").join("md5"),
-            HashKind::Md5Dos2unix => self.root.clone(),
-        };
+        let base = self.kind_base(kind);
         let horizon = crate::hash::state::racy_horizon();
         let mut buf = Vec::with_capacity(257 * 32);
         let mut add = |dir: &Path| -> Option<()> {
@@ -284,13 +302,26 @@ impl Cache {
         kind: HashKind,
         before: Option<Stat>,
     ) -> Result<Staged, CacheError> {
+        self.stage_file_listed(src, kind, before, None)
+    }
+
+    /// [`Cache::stage_file_at`] with the objects that were in the cache shortly before (from
+    /// [`Cache::list_objects`]): an object not among them is taken as absent without a `stat`.
+    /// One that appeared since is replaced by identical bytes, which is harmless.
+    pub fn stage_file_listed(
+        &self,
+        src: &Path,
+        kind: HashKind,
+        before: Option<Stat>,
+        listed: Option<&ObjectSet>,
+    ) -> Result<Staged, CacheError> {
         let mut f = File::open(src).map_err(|e| HashError::io(src, e))?;
         let before = match before {
             Some(b) => b,
             None => Stat::of(&f.metadata().map_err(|e| HashError::io(src, e))?),
         };
         if before.size <= SMALL {
-            return self.stage_small(src, f, kind, before);
+            return self.stage_small(src, f, kind, before, listed);
         }
         // Objects land in a 2-hex subfolder we can't know before hashing; stage at the kind's root.
         let stage_dir = match kind {
@@ -305,7 +336,7 @@ impl Cache {
         })?;
         check_unchanged(src, &f, &before, size)?;
         let oid = ObjectId::from_digest(digest, false);
-        let keep = !self.is_protected(&oid, kind);
+        let keep = !(may_exist(listed, &oid) && self.is_protected(&oid, kind));
         if keep {
             file.set_permissions(std::fs::Permissions::from_mode(0o444))
                 .map_err(io_err(&path))?;
@@ -326,6 +357,7 @@ impl Cache {
         mut f: File,
         kind: HashKind,
         before: Stat,
+        listed: Option<&ObjectSet>,
     ) -> Result<Staged, CacheError> {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -333,7 +365,8 @@ impl Cache {
         BUF.with_borrow_mut(|buf| {
             // One byte more than expected reveals a file that grew.
             buf.resize(before.size as usize + 1, 0);
-            let n = read_full(&mut f, buf).map_err(|e| HashError::io(src, e))?;
+            let n = read_expected(&mut f, buf, before.size as usize)
+                .map_err(|e| HashError::io(src, e))?;
             check_unchanged(src, &f, &before, n as u64)?;
             let data = &buf[..n];
             let mut h = StreamHasher::new(kind);
@@ -341,8 +374,7 @@ impl Cache {
                 h.update(chunk);
             }
             let oid = ObjectId::from_digest(h.finish(), false);
-            let staged = self.stage_bytes(oid, kind, data)?;
-            Ok(staged)
+            self.stage_bytes_checked(oid, kind, data, may_exist(listed, &oid))
         })
     }
 
@@ -353,7 +385,18 @@ impl Cache {
         kind: HashKind,
         bytes: &[u8],
     ) -> Result<Staged, CacheError> {
-        if self.is_protected(&oid, kind) {
+        self.stage_bytes_checked(oid, kind, bytes, true)
+    }
+
+    /// [`Cache::stage_bytes`]; `check` false skips looking for an existing object.
+    fn stage_bytes_checked(
+        &self,
+        oid: ObjectId,
+        kind: HashKind,
+        bytes: &[u8],
+        check: bool,
+    ) -> Result<Staged, CacheError> {
+        if check && self.is_protected(&oid, kind) {
             return Ok(Staged {
                 oid,
                 size: bytes.len() as u64,
@@ -479,6 +522,37 @@ impl Cache {
     pub fn link_types(&self) -> &[LinkType] {
         self.links.types()
     }
+}
+
+/// Object ids found in the cache.
+pub type ObjectSet = std::collections::HashSet<ObjectId>;
+
+/// Whether `oid` may be in the cache, given an optional earlier listing.
+fn may_exist(listed: Option<&ObjectSet>, oid: &ObjectId) -> bool {
+    listed.is_none_or(|l| l.contains(oid))
+}
+
+/// Reads a file expected to hold `expected` bytes into `buf` (at least one byte longer). A read
+/// that stops short of the buffer at `expected` is taken as the end: the `fstat` that follows
+/// ([`check_unchanged`]) catches a file that grew or changed meanwhile, so the extra `read`
+/// that would return 0 is skipped.
+fn read_expected(f: &mut File, buf: &mut [u8], expected: usize) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if n == expected {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Files up to this size are read into memory whole when stored.
@@ -642,6 +716,52 @@ mod tests {
             .filter(|e| e.file_type().is_file())
             .collect();
         assert!(objects.is_empty(), "{objects:?}");
+    }
+
+    #[test]
+    fn staging_against_a_stale_listing_keeps_objects_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let src = d.path().join("f");
+        std::fs::write(&src, b"same bytes").unwrap();
+        let first = c.stage_file(&src, HashKind::Md5).unwrap();
+        let oid = first.oid;
+        c.commit(vec![first]).unwrap();
+        // The listing predates the object: it is written again and replaces itself.
+        let stale = ObjectSet::new();
+        let again = c
+            .stage_file_listed(&src, HashKind::Md5, None, Some(&stale))
+            .unwrap();
+        assert!(again.tmp.is_some());
+        c.commit(vec![again]).unwrap();
+        let obj = c.object_path(&oid, HashKind::Md5);
+        assert_eq!(std::fs::read(&obj).unwrap(), b"same bytes");
+        assert_eq!(
+            std::fs::metadata(&obj).unwrap().permissions().mode() & 0o777,
+            0o444
+        );
+        // A current listing skips it.
+        let now = c.list_objects(HashKind::Md5);
+        assert!(now.contains(&oid));
+        let skipped = c
+            .stage_file_listed(&src, HashKind::Md5, None, Some(&now))
+            .unwrap();
+        assert!(skipped.tmp.is_none());
+    }
+
+    #[test]
+    fn a_small_file_that_grew_after_its_stat_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let src = d.path().join("f");
+        std::fs::write(&src, b"12345").unwrap();
+        let before = Stat::of(&std::fs::metadata(&src).unwrap());
+        std::fs::write(&src, b"1234567890").unwrap();
+        let r = c.stage_file_listed(&src, HashKind::Md5, Some(before), Some(&ObjectSet::new()));
+        assert!(matches!(
+            r,
+            Err(CacheError::Hash(HashError::Changed { .. }))
+        ));
     }
 
     #[test]

@@ -217,6 +217,11 @@ impl Outputs {
         }
         let tree = self.walk(path)?;
         let mut known = self.state.get_dir_files(kind, path);
+        // Many new files: one listing of the object folders answers "already stored?" for all
+        // of them, instead of a failing `stat` each. Not worth it when the cache is much larger.
+        let listed = (tree.files.len() >= 1024
+            && self.cache.estimate_objects(kind) <= 4 * tree.files.len())
+        .then(|| self.cache.list_objects(kind));
         let results: Vec<Result<(ObjectId, Option<Staged>), CacheError>> = tree
             .files
             .par_iter()
@@ -227,7 +232,9 @@ impl Outputs {
                         return Ok((oid, None));
                     }
                 }
-                let staged = self.cache.stage_file_at(&abs, kind, Some(f.stat))?;
+                let staged =
+                    self.cache
+                        .stage_file_listed(&abs, kind, Some(f.stat), listed.as_ref())?;
                 Ok((staged.oid, Some(staged)))
             })
             .collect();
