@@ -18,6 +18,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::{Auth, Principal};
+use crate::blob_locks::BlobLocks;
 use crate::config::ServerConfig;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
@@ -38,6 +39,7 @@ pub struct AppState {
     pub audit: AuditSink,
     pub indexer: Indexer,
     pub held: HeldCache,
+    pub blob_locks: BlobLocks,
     pub config: ServerConfig,
     projects: Mutex<HashMap<String, (Instant, Option<i64>)>>,
 }
@@ -55,6 +57,7 @@ impl AppState {
         AppState {
             indexer: Indexer::start(db.clone()),
             held: HeldCache::default(),
+            blob_locks: BlobLocks::default(),
             db,
             store,
             auth,

@@ -70,24 +70,26 @@ pub async fn collect(
             resp.blobs_deleted += oids.iter().filter(|o| !elsewhere.contains(o)).count() as u64;
         }
     } else {
+        let _collection = state.blob_locks.collection().await;
         state.db.remove_refs(project_id, &drop_refs).await?;
+        // Existence answers cached before the removal must not outlive it.
+        state.held.clear();
         for (kind, oid) in &drop_refs {
-            // Checked one by one right before deleting, so a reference added meanwhile by
-            // another project's upload keeps its blob.
+            let key = BlobKey {
+                kind: *kind,
+                oid: *oid,
+            };
+            // Under the key's exclusive lock no upload is between finding this blob and
+            // indexing its reference, so "unreferenced" stays true until the blob is gone.
+            let _guard = state.blob_locks.delete(&key).await;
             if state.db.is_referenced(*kind, oid).await? {
                 continue;
             }
-            if state
-                .store
-                .delete(BlobKey {
-                    kind: *kind,
-                    oid: *oid,
-                })
-                .await?
-            {
+            if state.store.delete(key).await? {
                 resp.blobs_deleted += 1;
             }
         }
+        state.held.clear();
         state
             .audit
             .record(

@@ -370,6 +370,7 @@ async fn upload(
         }
         e.into()
     };
+    let guard = state.blob_locks.upload([&key]).await;
     let size = if key.oid.is_dir() {
         let staged = state.store.stage(key, stream).await.map_err(refused)?;
         let size = staged.size;
@@ -391,6 +392,7 @@ async fn upload(
         })
         .await?;
     state.held.held(project_id, key.kind, &key.oid, size);
+    drop(guard);
     state.metrics.objects_stored.fetch_add(1, Ordering::Relaxed);
     state
         .audit

@@ -121,6 +121,11 @@ impl Upload {
         }
         let items = std::mem::take(&mut batch.items);
         batch.bytes = 0;
+        let state = self.state.clone();
+        let _guard = state
+            .blob_locks
+            .upload(items.iter().map(|(key, _)| key))
+            .await;
         let store = self.state.store.clone();
         let (staged, failure) = tokio::task::spawn_blocking(move || {
             let mut staged: Vec<Staged> = Vec::with_capacity(items.len());
@@ -162,6 +167,9 @@ impl Upload {
         let n = refs.len() as u64;
         let bytes: u64 = refs.iter().map(|r| r.size).sum();
         let added = self.state.db.add_objects(&refs).await?;
+        for r in &refs {
+            self.state.held.held(r.project_id, r.kind, &r.oid, r.size);
+        }
         self.totals.stored += added;
         self.totals.existing += n - added;
         self.totals.bytes += bytes;
@@ -205,6 +213,8 @@ impl Upload {
             rx.recv().await.map(|item| (item, rx))
         })
         .boxed();
+        let state = self.state.clone();
+        let _guard = state.blob_locks.upload([&key]).await;
         let store = self.state.store.clone();
         let staging = tokio::spawn(async move { store.stage(key, stream).await });
         let mut left = len;
