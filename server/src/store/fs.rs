@@ -30,6 +30,8 @@ const SMALL_READ: u64 = 256 * 1024;
 const GROUP_MAX: usize = 256;
 
 type GroupReply = oneshot::Sender<StoreResult<()>>;
+/// New blobs whose data is on disk, not yet in place.
+type Flushed = Vec<(BlobKey, tempfile::TempPath)>;
 type GroupQueue = std_mpsc::Sender<(Staged, GroupReply)>;
 
 pub struct FsStore {
@@ -217,11 +219,55 @@ fn batch_err(e: &StoreError, key: BlobKey) -> StoreError {
     }
 }
 
-/// The group-commit thread: takes every commit waiting at that moment, makes the whole batch
-/// durable with `commit_many_blocking` (data flushed before any rename, each folder synced
-/// once after), then answers them all. Uploads finishing while a batch is on disk queue up
-/// for the next one, so the number of flushes grows with batches, not with uploads.
+/// Answers every commit of a batch with the batch's outcome.
+fn answer_all(replies: Vec<(BlobKey, GroupReply)>, result: &StoreResult<()>) {
+    for (key, reply) in replies {
+        let answer = match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(batch_err(e, key)),
+        };
+        let _ = reply.send(answer);
+    }
+}
+
+fn store_closed() -> StoreError {
+    StoreError::io("committing", io::Error::other("the store was closed"))
+}
+
+/// Group commit, the same two steps as `commit_many_blocking` on two threads. The flushing
+/// thread takes every commit waiting at that moment and puts the batch's data on disk; the
+/// placing thread takes every flushed batch waiting, renames them into place, syncs each
+/// folder once, then answers them all. Uploads finishing while a batch is on disk queue up for
+/// the next one, and one batch's data flush overlaps the folder syncs of the one before, so
+/// the number of flushes grows with batches, not with uploads.
 fn group_commits(store: Weak<FsStore>, rx: std_mpsc::Receiver<(Staged, GroupReply)>) {
+    let (placing, flushed) = std_mpsc::channel::<(Flushed, Vec<(BlobKey, GroupReply)>)>();
+    let placer_store = store.clone();
+    let placer = move || {
+        while let Ok(first) = flushed.recv() {
+            let (mut temps, mut replies) = first;
+            while let Ok((t, r)) = flushed.try_recv() {
+                temps.extend(t);
+                replies.extend(r);
+            }
+            let result = match placer_store.upgrade() {
+                Some(store) => store.place_flushed(temps),
+                None => Err(store_closed()),
+            };
+            answer_all(replies, &result);
+        }
+    };
+    // Without a second thread, the flushing thread places each batch itself.
+    let placing = match std::thread::Builder::new()
+        .name("lode-place".into())
+        .spawn(placer)
+    {
+        Ok(_) => Some(placing),
+        Err(e) => {
+            tracing::warn!("cannot start the placing thread ({e}); committing in one step");
+            None
+        }
+    };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < GROUP_MAX {
@@ -231,20 +277,30 @@ fn group_commits(store: Weak<FsStore>, rx: std_mpsc::Receiver<(Staged, GroupRepl
             }
         }
         let (staged, replies): (Vec<Staged>, Vec<GroupReply>) = batch.into_iter().unzip();
-        let keys: Vec<BlobKey> = staged.iter().map(|s| s.key).collect();
-        let result = match store.upgrade() {
-            Some(store) => store.commit_many_blocking(staged),
-            None => Err(StoreError::io(
-                "committing",
-                io::Error::other("the store was closed"),
-            )),
+        let replies: Vec<(BlobKey, GroupReply)> =
+            staged.iter().map(|s| s.key).zip(replies).collect();
+        let Some(s) = store.upgrade() else {
+            answer_all(replies, &Err(store_closed()));
+            continue;
         };
-        for (reply, key) in replies.into_iter().zip(keys) {
-            let answer = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(batch_err(e, key)),
-            };
-            let _ = reply.send(answer);
+        let temps = match s.flush_staged(staged) {
+            Ok(t) => t,
+            Err(e) => {
+                answer_all(replies, &Err(e));
+                continue;
+            }
+        };
+        match &placing {
+            Some(p) => {
+                if let Err(std_mpsc::SendError((temps, replies))) = p.send((temps, replies)) {
+                    let result = s.place_flushed(temps);
+                    answer_all(replies, &result);
+                }
+            }
+            None => {
+                let result = s.place_flushed(temps);
+                answer_all(replies, &result);
+            }
         }
     }
 }
@@ -414,6 +470,49 @@ impl FsStore {
         temp.persist(&target)
             .map_err(|e| StoreError::io(format!("moving {key} into place"), e.error))?;
         Ok(Some(parent.to_path_buf()))
+    }
+
+    /// First step of a batch commit: every new blob's data on disk. Per-file flushes rather
+    /// than syncfs, which would also wait for every other writer on the filesystem. They run
+    /// side by side: with a journal, flushes arriving together share one journal commit;
+    /// without one, each is a device flush and the device serves many at once. Only files in
+    /// `tmp/` are touched, so batches need not take turns here.
+    fn flush_staged(&self, staged: Vec<Staged>) -> StoreResult<Flushed> {
+        let temps: Flushed = staged
+            .into_iter()
+            .filter_map(|s| match s.inner {
+                StagedInner::Temp(t) => Some((s.key, t)),
+                StagedInner::Existing => None,
+            })
+            .collect();
+        flush_side_by_side(&temps, |(key, temp)| {
+            let f = File::open(temp).map_err(|e| StoreError::io(format!("reopening {key}"), e))?;
+            wait_writeback(&f);
+            f.sync_data().map_err(|e| write_err(*key, e))
+        })?;
+        Ok(temps)
+    }
+
+    /// Second step: renames flushed blobs into place and syncs each affected folder once.
+    /// Batches take turns, even empty ones: one batch's renames landing in the folders another
+    /// batch is syncing would make every folder sync commit the journal again, and a caller
+    /// that found its blob already present waits here for the batch that may have just put it
+    /// there.
+    fn place_flushed(&self, temps: Flushed) -> StoreResult<()> {
+        let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (key, temp) in temps {
+            if let Some(dir) = self.place(key, temp)? {
+                dirs.push(dir);
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        flush_side_by_side(&dirs, |dir| {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
+        })
     }
 
     fn group_queue(self: &Arc<Self>) -> &GroupQueue {
@@ -638,44 +737,8 @@ impl BlobStore for Arc<FsStore> {
     }
 
     fn commit_many_blocking(&self, staged: Vec<Staged>) -> StoreResult<()> {
-        let temps: Vec<(BlobKey, tempfile::TempPath)> = staged
-            .into_iter()
-            .filter_map(|s| match s.inner {
-                StagedInner::Temp(t) => Some((s.key, t)),
-                StagedInner::Existing => None,
-            })
-            .collect();
-        // Per-file flushes rather than syncfs, which would also wait for every other writer on
-        // the filesystem. Writing all data back first lets the first fdatasync commit the
-        // journal for the whole batch, so the others return at once; without a journal each
-        // flush reaches the device, so they are issued side by side. Batches take turns: one
-        // batch's renames landing in the folders another batch is syncing would make every
-        // folder sync commit the journal again.
-        let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
-        let mut files = Vec::with_capacity(temps.len());
-        for (key, temp) in &temps {
-            let f = File::open(temp).map_err(|e| StoreError::io(format!("reopening {key}"), e))?;
-            wait_writeback(&f);
-            files.push(f);
-        }
-        let synced: Vec<(BlobKey, File)> = temps.iter().map(|(k, _)| *k).zip(files).collect();
-        flush_side_by_side(&synced, |(key, f)| {
-            f.sync_data().map_err(|e| write_err(*key, e))
-        })?;
-        drop(synced);
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for (key, temp) in temps {
-            if let Some(dir) = self.place(key, temp)? {
-                dirs.push(dir);
-            }
-        }
-        dirs.sort();
-        dirs.dedup();
-        flush_side_by_side(&dirs, |dir| {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
-        })
+        let flushed = self.flush_staged(staged)?;
+        self.place_flushed(flushed)
     }
 
     fn read_small_blocking(&self, key: BlobKey, limit: u64) -> StoreResult<Option<SmallRead>> {
