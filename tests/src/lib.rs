@@ -2,6 +2,7 @@
 //! a real `lode-server` on a free loopback port, and the `dvc` installed by the test script.
 
 pub mod bins;
+pub mod digest;
 pub mod dvc;
 pub mod repo;
 pub mod server;

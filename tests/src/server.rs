@@ -264,12 +264,6 @@ pub fn legacy_object_path(oid: &str) -> String {
     format!("{}/{}", &oid[..2], &oid[2..])
 }
 
-/// Hex MD5 of bytes.
-pub fn md5_hex(data: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(data))
-}
-
 /// The answer to a raw HTTP request: status code, headers (lowercased names) and body.
 #[derive(Debug)]
 pub struct RawResponse {

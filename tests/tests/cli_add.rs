@@ -3,30 +3,13 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+use lode_e2e::digest::md5_hex;
 use lode_e2e::repo::Scratch;
 
 fn repo() -> Scratch {
     let s = Scratch::git();
     s.lode(&["init"]).ok();
     s
-}
-
-/// MD5 by the system's `md5sum`, independent of lode.
-fn md5_hex(bytes: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("md5sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("md5sum");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(bytes)
-        .expect("write");
-    let out = child.wait_with_output().expect("md5sum output");
-    String::from_utf8(out.stdout).expect("utf-8")[..32].to_string()
 }
 
 fn object(s: &Scratch, hex: &str) -> std::path::PathBuf {

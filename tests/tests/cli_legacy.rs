@@ -2,24 +2,8 @@
 //! lode reads them, checks them out byte for byte, leaves unchanged entries alone and migrates
 //! changed ones the way DVC 3 does.
 
+use lode_e2e::digest::md5_hex;
 use lode_e2e::repo::Scratch;
-
-fn md5_hex(bytes: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("md5sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("md5sum");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(bytes)
-        .expect("write");
-    let out = child.wait_with_output().expect("md5sum output");
-    String::from_utf8(out.stdout).expect("utf-8")[..32].to_string()
-}
 
 /// DVC's legacy hash, written out independently: per 1 MiB chunk, CRLF→LF when the chunk's first
 /// 512 bytes look like text.

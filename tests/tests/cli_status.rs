@@ -190,7 +190,7 @@ fn a_remembered_complete_directory_notices_a_removed_object() {
     assert_eq!(s.lode(&["status"]).ok().stdout, CLEAN);
     assert_eq!(s.lode(&["status"]).ok().stdout, CLEAN);
 
-    let hex = lode_e2e::server::md5_hex(b"a\n");
+    let hex = lode_e2e::digest::md5_hex(b"a\n");
     let obj = s.join(&format!(".dvc/cache/files/md5/{}/{}", &hex[..2], &hex[2..]));
     std::fs::remove_file(&obj).expect("rm object");
     let not_in_cache = "images.dvc:\n\tchanged outs:\n\t\tnot in cache:       images\n";

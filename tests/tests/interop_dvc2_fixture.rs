@@ -6,6 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use lode_e2e::digest::md5_hex;
 use lode_e2e::repo::Scratch;
 
 const OUTPUTS: &[&str] = &["data.csv", "run.sh", "bin ary.dat", "images"];
@@ -195,22 +196,4 @@ fn dvc3_agrees_with_lode_on_the_legacy_repository() {
         run.stdout.contains("up to date"),
         "dvc status after lode migrated data.csv: {run:?}"
     );
-}
-
-/// MD5 by the system's `md5sum`, an implementation independent of lode's.
-fn md5_hex(bytes: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("md5sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("md5sum");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(bytes)
-        .expect("write");
-    let out = child.wait_with_output().expect("md5sum output");
-    String::from_utf8(out.stdout).expect("utf-8")[..32].to_string()
 }

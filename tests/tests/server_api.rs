@@ -1,7 +1,8 @@
 //! The native JSON API, the admin CLI, health, metrics and configuration.
 
+use lode_e2e::digest::md5_hex;
 use lode_e2e::repo::Scratch;
-use lode_e2e::server::{md5_hex, object_path, Server};
+use lode_e2e::server::{object_path, Server};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 

@@ -2,7 +2,8 @@
 //! must get, and checks that nothing of a project leaks or changes without its grant.
 
 use base64::Engine as _;
-use lode_e2e::server::{md5_hex, object_path, Server};
+use lode_e2e::digest::md5_hex;
+use lode_e2e::server::{object_path, Server};
 use reqwest::blocking::Client;
 
 #[derive(Clone, Copy, Debug, PartialEq)]

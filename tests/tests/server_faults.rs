@@ -5,7 +5,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use lode_e2e::server::{md5_hex, object_path, Server};
+use lode_e2e::digest::md5_hex;
+use lode_e2e::server::{object_path, Server};
 use reqwest::blocking::Client;
 
 fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {

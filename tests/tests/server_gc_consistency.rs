@@ -1,8 +1,9 @@
 //! Existence answers and blobs stay consistent with the index across pack uploads and server-side
 //! garbage collection, including collection racing uploads of the same bytes by another project.
 
+use lode_e2e::digest::md5_hex;
 use lode_e2e::repo::Scratch;
-use lode_e2e::server::{md5_hex, object_path, Server};
+use lode_e2e::server::{object_path, Server};
 
 fn auth(token: &str) -> String {
     format!("Authorization: Bearer {token}")

@@ -1,7 +1,8 @@
 //! Object routes over real HTTP: uploads (chunked and sized), downloads with ranges and
 //! conditions, hash checks, legacy objects, directory manifests, concurrency, batch existence.
 
-use lode_e2e::server::{legacy_object_path, md5_hex, object_path, Server};
+use lode_e2e::digest::md5_hex;
+use lode_e2e::server::{legacy_object_path, object_path, Server};
 use reqwest::blocking::{Body, Client};
 use reqwest::StatusCode;
 

@@ -5,8 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use lode_e2e::digest::md5_hex;
 use lode_e2e::repo::{Run, Scratch};
-use lode_e2e::server::{md5_hex, object_path, Server};
+use lode_e2e::server::{object_path, Server};
 use lode_e2e::{bins, dvc};
 
 /// A lode repository whose default remote is a project of `server`, with the token stored as
