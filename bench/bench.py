@@ -400,7 +400,7 @@ class Bench:
         return {
             "lode": first_line([self.lode, "--version"]),
             "lode-server": first_line([str(self.lode_server), "--version"]),
-            "dvc": first_line([self.dvc, "--version"]),
+            "dvc": "dvc " + first_line([self.dvc, "--version"]),
             "git": first_line(["git", "--version"]),
         }
 
