@@ -46,3 +46,22 @@ pub fn run(cli: Cli) -> Result<u8, LodeError> {
         Command::Pull(a) => pull::run(a, ui),
     }
 }
+
+/// The repository, remote and objects `push`, `pull` and `fetch` work on.
+pub(crate) fn transfer_session(
+    args: &crate::cli::TransferArgs,
+    action: &str,
+) -> Result<crate::remote::session::Session, LodeError> {
+    let scope = crate::remote::used::Scope {
+        all_branches: args.all_branches,
+        all_tags: args.all_tags,
+        all_commits: args.all_commits,
+    };
+    crate::remote::session::Session::open(
+        &args.targets,
+        args.remote.as_deref(),
+        args.jobs,
+        scope,
+        action,
+    )
+}

@@ -1,19 +1,13 @@
 //! `lode pull`: fetch, then check the fetched outputs out into the workspace (spec §8).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::cache::checkout::{Change, Plan};
-use crate::cache::outputs::Outputs;
-use crate::cache::Cache;
 use crate::cli::PullArgs;
 use crate::commands::Ui;
 use crate::hash::walk::relative_to;
 use crate::remote::progress::Progress;
 use crate::remote::sync::{self, files, missing_warning};
-use crate::remote::used::{self, Scope};
-use crate::remote::{self as remote_mod, Remote};
-use crate::repo::{current_dir, Repo};
 use crate::LodeError;
 
 const ACTION: &str = "failed to pull data from the cloud";
@@ -34,28 +28,23 @@ fn summary(parts: &[(usize, &str)]) -> String {
 
 pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
     let t = args.transfer;
-    let repo = Repo::from_cwd()?;
-    let _lock = repo.lock()?;
-    let cwd = current_dir()?;
-    let outputs = Outputs::open(&repo)?;
-    let scope = Scope {
-        all_branches: t.all_branches,
-        all_tags: t.all_tags,
-        all_commits: t.all_commits,
-    };
-    let used = used::collect(&repo, &outputs, &t.targets, &cwd, scope, 1)?;
-    let conf = remote_mod::resolve(&repo, t.remote.as_deref()).map_err(|e| e.into_lode(ACTION))?;
-    let remote = Remote::open(&conf, t.jobs).map_err(|e| e.into_lode(ACTION))?;
-    let cache = Arc::new(Cache::for_repo(&repo)?);
+    let session = super::transfer_session(&t, ACTION)?;
+    let (remote, cache, outputs, cwd) = (
+        &session.remote,
+        &session.cache,
+        &session.outputs,
+        &session.cwd,
+    );
     let progress = Progress::new("fetched", ui.quiet, ui.verbose > 0);
-    let report = sync::fetch(&remote, &cache, &used, &progress).map_err(|e| e.into_lode(ACTION))?;
+    let report =
+        sync::fetch(remote, cache, &session.used, &progress).map_err(|e| e.into_lode(ACTION))?;
     drop(progress);
     if let Some(w) = missing_warning(&report.missing) {
         eprintln!("WARNING: {w}");
     }
     sync::print_failures(&report.failed, &remote.name, "from");
 
-    let tracked = outputs.tracked(&t.targets, &cwd, 1)?;
+    let tracked = outputs.tracked(&t.targets, cwd, 1)?;
     let mut plans = Vec::new();
     let mut unsaved: Vec<PathBuf> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
@@ -68,7 +57,7 @@ pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
             let path = tr.file.out_path(i);
             let planned = outputs.plan_checkout(&path, out, false)?;
             if matches!(planned.plan, Plan::Missing) {
-                failed.push(rel(&path, &cwd));
+                failed.push(rel(&path, cwd));
                 continue;
             }
             unsaved.extend(planned.unsaved);
@@ -114,7 +103,7 @@ pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
                 deleted += files_deleted;
                 if !ui.quiet {
                     let slash = if is_dir { "/" } else { "" };
-                    println!("{}       {}{slash}", change.letter(), rel(&path, &cwd));
+                    println!("{}       {}{slash}", change.letter(), rel(&path, cwd));
                 }
             }
             Ok(None) => {}

@@ -16,6 +16,7 @@ pub mod http;
 pub mod landing;
 pub mod lode;
 pub mod progress;
+pub mod session;
 pub mod settings;
 pub mod sync;
 pub mod used;
