@@ -242,6 +242,30 @@ pub fn file_body(path: std::path::PathBuf) -> Result<reqwest::Body, Fail> {
 }
 
 /// Streams a response body into the cache through a verifying [`Lander`].
+/// Downloads one object with a plain GET, verifies it while it lands, and hands it to the
+/// committer; answers its size.
+pub async fn download_object(
+    http: &Http,
+    url: &str,
+    cache: &Arc<Cache>,
+    kind: HashKind,
+    oid: ObjectId,
+    committer: &landing::Committer,
+    progress: &Progress,
+) -> Result<u64, Fail> {
+    let resp = http
+        .send(url, || Ok(http.request(Method::GET, url)))
+        .await?;
+    if !resp.status().is_success() {
+        return Err(status_fail(resp, url).await);
+    }
+    let staged = land_response(cache, kind, oid, resp, progress).await?;
+    let size = staged.size;
+    committer.add(staged).await?;
+    progress.object_done(&oid, 0);
+    Ok(size)
+}
+
 pub async fn land_response(
     cache: &Arc<Cache>,
     kind: HashKind,
@@ -387,18 +411,7 @@ impl DvcHttp {
             let url = self.url_of(kind, &d.oid);
             let committer = committer.clone();
             async move {
-                let resp = self
-                    .http
-                    .send(&url, || Ok(self.http.request(Method::GET, &url)))
-                    .await?;
-                if !resp.status().is_success() {
-                    return Err(status_fail(resp, &url).await);
-                }
-                let staged = land_response(cache, kind, d.oid, resp, progress).await?;
-                let size = staged.size;
-                committer.add(staged).await?;
-                progress.object_done(&d.oid, 0);
-                Ok(size)
+                download_object(&self.http, &url, cache, kind, d.oid, &committer, progress).await
             }
         })
         .await;

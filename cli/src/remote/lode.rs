@@ -16,7 +16,7 @@ use lode_proto::{HashKind, ObjectId};
 use reqwest::{Method, StatusCode};
 
 use super::http::{
-    collect_outcome, describe, for_each_limited, land_response, read_verified, status_fail,
+    collect_outcome, describe, download_object, for_each_limited, read_verified, status_fail,
     DvcHttp, Http,
 };
 use super::landing::{self, Committer, Lander};
@@ -290,18 +290,8 @@ impl LodeServer {
                     let url = self.object_url(kind, &d.oid);
                     let committer = committer.clone();
                     async move {
-                        let resp = self
-                            .http
-                            .send(&url, || Ok(self.http.request(Method::GET, &url)))
-                            .await?;
-                        if !resp.status().is_success() {
-                            return Err(status_fail(resp, &url).await);
-                        }
-                        let staged = land_response(cache, kind, d.oid, resp, progress).await?;
-                        let size = staged.size;
-                        committer.add(staged).await?;
-                        progress.object_done(&d.oid, 0);
-                        Ok(size)
+                        download_object(&self.http, &url, cache, kind, d.oid, &committer, progress)
+                            .await
                     }
                 })
                 .await
