@@ -289,40 +289,41 @@ class Bench:
         generate(workload, spec, self.args.seed, source)
         ops = self.args.ops
         runs = self.args.runs
-        repos = {tool: self.fresh_repo(tool, workload, source) for tool in TOOLS}
+        tools = self.args.tools
+        repos = {tool: self.fresh_repo(tool, workload, source) for tool in tools}
         # The local operations alternate between the tools run by run, so that both meet the
         # same machine load (other builds, writeback) instead of one tool's runs all coming first.
         md5_times: list[float] = []
         if "add" in ops:
             for _ in range(runs):
-                for tool in TOOLS:
+                for tool in tools:
                     self.reset_tracking(repos[tool])
                     self.measure((workload, "add", tool), [self.tool_cmd(tool), "add", "-q", "data"], repos[tool])
                 if workload == "big":
                     # The target for adding a large file is relative to md5sum: time it between
                     # the adds, on the same (page-cached) file.
-                    big = repos["lode"] / "data" / "big.bin"
+                    big = source / "data" / "big.bin"
                     os.sync()
-                    md5_times.append(run_timed(["md5sum", str(big)], repos["lode"], self.env)[0])
+                    md5_times.append(run_timed(["md5sum", str(big)], source, self.env)[0])
         if md5_times:
             med = statistics.median(md5_times)
             self.references.append((workload, "md5sum big.bin (page cache, between the adds)", med))
             print(f"  ref   {'md5sum big.bin between the adds':40} {med:8.3f} s", flush=True)
-        for tool in TOOLS:
+        for tool in tools:
             if not (repos[tool] / "data.dvc").exists():
                 sh([self.tool_cmd(tool), "add", "-q", "data"], repos[tool], self.env)
         if "status" in ops:
-            for tool in TOOLS:
+            for tool in tools:
                 sh([self.tool_cmd(tool), "status"], repos[tool], self.env)  # warm
             for _ in range(runs):
-                for tool in TOOLS:
+                for tool in tools:
                     self.measure((workload, "status", tool), [self.tool_cmd(tool), "status"], repos[tool])
         if "checkout" in ops:
             for _ in range(runs):
-                for tool in TOOLS:
+                for tool in tools:
                     self.remove_workspace_data(repos[tool])
                     self.measure((workload, "checkout", tool), [self.tool_cmd(tool), "checkout", "-q"], repos[tool])
-        for tool in TOOLS:
+        for tool in tools:
             cmd = self.tool_cmd(tool)
             repo = repos[tool]
             if "push-local" in ops or "pull-local" in ops:
@@ -478,6 +479,7 @@ def main() -> int:
     p.add_argument("--lode-server", default=str(ROOT / "target" / "release" / "lode-server"))
     p.add_argument("--dvc", default=str(ROOT / ".venv" / "bin" / "dvc"))
     p.add_argument("--no-build", action="store_true", help="use the binaries as they are")
+    p.add_argument("--tools", default=",".join(TOOLS), help="comma list of lode, dvc (default both)")
     p.add_argument("--strict", action="store_true", help="exit non-zero when any measurement failed")
     args = p.parse_args()
     args.workloads = [w for w in args.workloads.split(",") if w]
@@ -488,6 +490,10 @@ def main() -> int:
     for o in args.ops:
         if o not in OPERATIONS:
             p.error(f"unknown operation '{o}'")
+    args.tools = [t for t in args.tools.split(",") if t]
+    for t in args.tools:
+        if t not in TOOLS:
+            p.error(f"unknown tool '{t}'")
     if args.runs < 1:
         p.error("--runs must be at least 1")
     sizes = SMALL_WORKLOADS if args.small else WORKLOADS
