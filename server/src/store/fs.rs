@@ -24,6 +24,9 @@ use crate::hashing::ObjectHasher;
 const PIECE: usize = 256 * 1024;
 /// Pieces queued between the network and the disk writer of one upload.
 const QUEUE: usize = 3;
+/// Bodies up to this size are hashed and written on the task that received them (about 100 us
+/// of MD5 at most); larger small ones go to the blocking pool.
+const INLINE_MAX: usize = 64 * 1024;
 /// Blobs up to this size are read whole when opened.
 const SMALL_READ: u64 = 256 * 1024;
 /// Commits made durable together at most (see `group_commits`).
@@ -120,48 +123,125 @@ static BATCH_COMMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Threads flushing one batch side by side (see `flush_side_by_side`).
 const FLUSH_THREADS: usize = 16;
 
-/// Runs `flush` on every item, spread over up to `FLUSH_THREADS` threads, and returns the first
-/// error. On ext4 without a journal (and on most virtual disks) every fsync is its own device
-/// cache flush of a few milliseconds; one after another they cap a batch at a few hundred
-/// files per second, while the device serves many at once almost as fast as one.
-fn flush_side_by_side<T: Sync>(
-    items: &[T],
-    flush: impl Fn(&T) -> StoreResult<()> + Sync,
-) -> StoreResult<()> {
-    if items.len() <= 1 {
-        return items.iter().try_for_each(&flush);
-    }
-    let per_thread = items.len().div_ceil(FLUSH_THREADS);
-    let flush = &flush;
-    std::thread::scope(|scope| {
-        let mut first_err = Ok(());
-        let mut handles = Vec::new();
-        for part in items.chunks(per_thread) {
-            let run = move || part.iter().try_for_each(flush);
-            match std::thread::Builder::new().spawn_scoped(scope, run) {
-                Ok(h) => handles.push(h),
-                // No thread to spare: flush this part here instead.
-                Err(_) => {
-                    let r = part.iter().try_for_each(flush);
-                    if first_err.is_ok() {
-                        first_err = r;
-                    }
+type FlushJob = Box<dyn FnOnce() + Send>;
+
+/// Threads that wait on flushes for every store of the process, started once: starting
+/// threads for each batch cost more CPU than the small uploads the batch flushed.
+struct FlushPool {
+    jobs: std::sync::Mutex<std_mpsc::Sender<FlushJob>>,
+}
+
+impl FlushPool {
+    /// `None` when no thread could be started; callers then flush on their own thread.
+    fn get() -> Option<&'static FlushPool> {
+        static POOL: OnceLock<Option<FlushPool>> = OnceLock::new();
+        POOL.get_or_init(|| {
+            let (tx, rx) = std_mpsc::channel::<FlushJob>();
+            let rx = Arc::new(std::sync::Mutex::new(rx));
+            let mut started = 0;
+            for i in 0..FLUSH_THREADS {
+                let rx = rx.clone();
+                let worker = move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    // A panicking job answers nobody (its caller sees a closed channel), but
+                    // must not take the thread with it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                };
+                if std::thread::Builder::new()
+                    .name(format!("lode-flush-{i}"))
+                    .spawn(worker)
+                    .is_ok()
+                {
+                    started += 1;
                 }
             }
+            (started > 0).then(|| FlushPool {
+                jobs: std::sync::Mutex::new(tx),
+            })
+        })
+        .as_ref()
+    }
+
+    fn submit(&self, job: FlushJob) -> Result<(), FlushJob> {
+        match self.jobs.lock() {
+            Ok(tx) => tx.send(job).map_err(|e| e.0),
+            Err(_) => Err(job),
         }
-        for h in handles {
-            let r = h.join().unwrap_or_else(|_| {
-                Err(StoreError::io(
-                    "flushing",
-                    io::Error::other("a flush thread panicked"),
-                ))
-            });
-            if first_err.is_ok() {
-                first_err = r;
+    }
+}
+
+/// Runs `flush` on every item, spread over up to `FLUSH_THREADS` threads, and returns the items
+/// with the first error. On ext4 without a journal (and on most virtual disks) every fsync is
+/// its own device cache flush of a few milliseconds; one after another they cap a batch at a
+/// few hundred files per second, while the device serves many at once almost as fast as one.
+fn flush_side_by_side<T: Send + Sync + 'static>(
+    items: Vec<T>,
+    flush: fn(&T) -> StoreResult<()>,
+) -> (Vec<T>, StoreResult<()>) {
+    let pool = match FlushPool::get() {
+        Some(p) if items.len() > 1 => p,
+        _ => {
+            let r = items.iter().try_for_each(flush);
+            return (items, r);
+        }
+    };
+    let per_job = items.len().div_ceil(FLUSH_THREADS);
+    let n = items.len();
+    let items = Arc::new(items);
+    let (done, results) = std_mpsc::channel::<StoreResult<()>>();
+    let mut first_err = Ok(());
+    // This thread takes the first part itself rather than sleeping while others work.
+    let mut parts = (0..n).step_by(per_job).map(|a| a..(a + per_job).min(n));
+    let own = parts.next();
+    let mut sent = 0;
+    for part in parts {
+        let (items, done) = (items.clone(), done.clone());
+        let job: FlushJob = Box::new(move || {
+            let r = items[part].iter().try_for_each(flush);
+            // Let go of the items before answering: the caller takes them back once every
+            // part has answered.
+            drop(items);
+            let _ = done.send(r);
+        });
+        match pool.submit(job) {
+            Ok(()) => sent += 1,
+            // The pool is gone: the job comes back unrun; run it here.
+            Err(job) => {
+                job();
+                sent += 1;
             }
         }
-        first_err
-    })
+    }
+    drop(done);
+    if let Some(part) = own {
+        first_err = items[part].iter().try_for_each(flush);
+    }
+    for _ in 0..sent {
+        let r = results.recv().unwrap_or_else(|_| {
+            Err(StoreError::io(
+                "flushing",
+                io::Error::other("a flush thread failed"),
+            ))
+        });
+        if first_err.is_ok() {
+            first_err = r;
+        }
+    }
+    match Arc::try_unwrap(items) {
+        Ok(items) => (items, first_err),
+        // Only when a job died without running to the end; its items stay with it.
+        Err(_) => (
+            Vec::new(),
+            Err(StoreError::io(
+                "flushing",
+                io::Error::other("a flush thread failed"),
+            )),
+        ),
+    }
 }
 
 /// A batch of at least this many new blobs is made durable with one filesystem-wide flush for
@@ -186,19 +266,41 @@ fn sync_filesystem(dir: &Path) -> StoreResult<()> {
     }
 }
 
-/// Writes a file's dirty pages and waits for them (not its metadata; `sync_data` does that).
-fn wait_writeback(f: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a hint on an open descriptor; on failure the following fdatasync does the work.
-    unsafe {
-        libc::sync_file_range(
-            f.as_raw_fd(),
-            0,
-            0,
-            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                | libc::SYNC_FILE_RANGE_WRITE
-                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-        );
+/// Renames `from` to `to` unless `to` exists: true when moved, false when `to` was there.
+/// One syscall where the filesystem supports it, instead of a lookup and then a rename.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))
+    };
+    let (cfrom, cto) = (c(from)?, c(to)?);
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            cfrom.as_ptr(),
+            libc::AT_FDCWD,
+            cto.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => Ok(false),
+        // No RENAME_NOREPLACE on this filesystem or kernel.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            if to.exists() {
+                return Ok(false);
+            }
+            fs::rename(from, to)?;
+            Ok(true)
+        }
+        _ => Err(e),
     }
 }
 
@@ -328,6 +430,35 @@ fn group_commits(store: Weak<FsStore>, rx: std_mpsc::Receiver<(Staged, GroupRepl
 }
 
 impl FsStore {
+    /// Hashes a body held in memory, refuses it unless it matches `key`, and writes it to a
+    /// temp file unless the blob exists, leaving the data unflushed. `keep_open` keeps the
+    /// file's handle for the flush.
+    fn stage_small(&self, key: BlobKey, data: &[u8], keep_open: bool) -> StoreResult<Staged> {
+        if data.len() as u64 > self.max_size {
+            return Err(StoreError::TooLarge(key, self.max_size));
+        }
+        let mut h = ObjectHasher::new(key.kind);
+        h.update(data);
+        check_digest(key, h.finish())?;
+        let inner = if self.blob_path(key).exists() {
+            StagedInner::Existing
+        } else {
+            let (mut file, path) = self.new_temp()?;
+            // No writeback hint here: each would submit its own device write, while the batch's
+            // flush writes them all together.
+            file.write_all(data).map_err(|e| write_err(key, e))?;
+            StagedInner::Temp {
+                path,
+                unflushed: keep_open.then_some(file),
+            }
+        };
+        Ok(Staged {
+            key,
+            size: data.len() as u64,
+            inner,
+        })
+    }
+
     /// Receives and verifies a body. Small bodies are left unflushed: their commit flushes them
     /// together with every other commit waiting at that moment.
     async fn stage_impl(
@@ -355,10 +486,15 @@ impl FsStore {
                 }
             }
         }
+        if ended && first.len() <= INLINE_MAX {
+            // A few microseconds of hashing and a write into the page cache: cheaper here than
+            // the two thread switches of handing them to the blocking pool.
+            return self.stage_small(key, &first, true);
+        }
         if ended {
             let store = self.clone();
             let data = first.freeze();
-            return tokio::task::spawn_blocking(move || store.stage_small_blocking(key, &data))
+            return tokio::task::spawn_blocking(move || store.stage_small(key, &data, true))
                 .await
                 .map_err(join_err)?;
         }
@@ -470,28 +606,41 @@ impl FsStore {
             key,
             size: total,
             inner: match path {
-                Some(p) => StagedInner::Temp(p),
+                Some(path) => StagedInner::Temp {
+                    path,
+                    unflushed: None,
+                },
                 None => StagedInner::Existing,
             },
         })
     }
 
-    /// Renames a verified temp file into place (the caller decides when it is flushed).
+    /// Renames a verified temp file into place (the caller decides when it is flushed); the
+    /// folder to sync, or `None` when the blob was already there.
     fn place(&self, key: BlobKey, temp: tempfile::TempPath) -> StoreResult<Option<PathBuf>> {
         let target = self.blob_path(key);
-        if target.exists() {
-            return Ok(None);
-        }
         let parent = target
             .parent()
             .ok_or_else(|| StoreError::io("blob path", io::Error::other("no parent")))?;
-        fs::create_dir_all(parent)
-            .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
-        fs::set_permissions(&temp, fs::Permissions::from_mode(0o444))
-            .map_err(|e| StoreError::io(format!("protecting {key}"), e))?;
-        temp.persist(&target)
-            .map_err(|e| StoreError::io(format!("moving {key} into place"), e.error))?;
-        Ok(Some(parent.to_path_buf()))
+        let moved = match rename_noreplace(&temp, &target) {
+            // The fan-out folder's first blob: make the folder then, rather than looking it up
+            // for every blob.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !parent.exists() => {
+                fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+                rename_noreplace(&temp, &target)
+            }
+            other => other,
+        };
+        match moved {
+            Ok(true) => {
+                // The name now belongs to the blob; `temp` must not delete it on drop.
+                let _ = temp.keep();
+                Ok(Some(parent.to_path_buf()))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => Err(StoreError::io(format!("moving {key} into place"), e)),
+        }
     }
 
     /// First step of a batch commit: every new blob's data on disk. Per-file flushes rather
@@ -500,23 +649,26 @@ impl FsStore {
     /// without one, each is a device flush and the device serves many at once. Only files in
     /// `tmp/` are touched, so batches need not take turns here.
     fn flush_staged(&self, staged: Vec<Staged>) -> StoreResult<Flushed> {
-        let temps: Flushed = staged
+        let temps: Vec<(BlobKey, tempfile::TempPath, Option<File>)> = staged
             .into_iter()
             .filter_map(|s| match s.inner {
-                StagedInner::Temp(t) => Some((s.key, t)),
+                StagedInner::Temp { path, unflushed } => Some((s.key, path, unflushed)),
                 StagedInner::Existing => None,
             })
             .collect();
         if temps.len() >= SYNCFS_MIN_FILES {
             sync_filesystem(&self.tmp)?;
-            return Ok(temps);
+            return Ok(temps.into_iter().map(|(k, p, _)| (k, p)).collect());
         }
-        flush_side_by_side(&temps, |(key, temp)| {
-            let f = File::open(temp).map_err(|e| StoreError::io(format!("reopening {key}"), e))?;
-            wait_writeback(&f);
-            f.sync_data().map_err(|e| write_err(*key, e))
-        })?;
-        Ok(temps)
+        let (temps, flushed) = flush_side_by_side(temps, |(key, temp, unflushed)| {
+            match unflushed {
+                Some(f) => f.sync_data(),
+                None => File::open(temp).and_then(|f| f.sync_data()),
+            }
+            .map_err(|e| write_err(*key, e))
+        });
+        flushed?;
+        Ok(temps.into_iter().map(|(k, p, _)| (k, p)).collect())
     }
 
     /// Second step: renames flushed blobs into place and syncs each affected folder once.
@@ -538,11 +690,12 @@ impl FsStore {
         }
         dirs.sort();
         dirs.dedup();
-        flush_side_by_side(&dirs, |dir| {
+        flush_side_by_side(dirs, |dir| {
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
         })
+        .1
     }
 
     fn group_queue(self: &Arc<Self>) -> &GroupQueue {
@@ -600,7 +753,7 @@ impl BlobStore for Arc<FsStore> {
 
     fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn Read + Send>> {
         let path: PathBuf = match &staged.inner {
-            StagedInner::Temp(p) => p.to_path_buf(),
+            StagedInner::Temp { path, .. } => path.to_path_buf(),
             StagedInner::Existing => self.blob_path(staged.key),
         };
         let f =
@@ -744,26 +897,8 @@ impl BlobStore for Arc<FsStore> {
     }
 
     fn stage_small_blocking(&self, key: BlobKey, data: &[u8]) -> StoreResult<Staged> {
-        if data.len() as u64 > self.max_size {
-            return Err(StoreError::TooLarge(key, self.max_size));
-        }
-        let mut h = ObjectHasher::new(key.kind);
-        h.update(data);
-        check_digest(key, h.finish())?;
-        let inner = if self.blob_path(key).exists() {
-            StagedInner::Existing
-        } else {
-            let (mut file, path) = self.new_temp()?;
-            // No writeback hint here: each would submit its own device write, while the batch's
-            // flush writes them all together.
-            file.write_all(data).map_err(|e| write_err(key, e))?;
-            StagedInner::Temp(path)
-        };
-        Ok(Staged {
-            key,
-            size: data.len() as u64,
-            inner,
-        })
+        // Not kept open: a pack stages thousands of these before committing them.
+        self.stage_small(key, data, false)
     }
 
     fn commit_many_blocking(&self, staged: Vec<Staged>) -> StoreResult<()> {
