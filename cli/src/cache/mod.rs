@@ -6,7 +6,9 @@
 //! Inserting streams the source into a temp file `.<random>.tmp` in the object's folder while
 //! hashing those same bytes, so the object is named by exactly what was stored, then renames it
 //! into place read-only (0444). A kill at any point leaves whole objects or stray temp files.
-//! A batch is made durable with one `syncfs` before its renames rather than an fsync per file.
+//! A batch is made durable with one `syncfs` before its renames rather than an fsync per file;
+//! a directory's objects are committed in such batches by a second thread while the rest are
+//! still being staged, so the disk writes behind the hashing instead of after it.
 
 pub mod checkout;
 pub mod link;
@@ -449,27 +451,77 @@ impl Cache {
     /// Makes staged objects durable, then renames each into place. Objects are renamed in the
     /// order given, so a `.dir` staged last appears only after all of its entries.
     pub fn commit(&self, staged: Vec<Staged>) -> Result<(), CacheError> {
-        let pending: Vec<(TempPath, ObjectId, HashKind)> = staged
-            .into_iter()
-            .filter_map(|s| s.tmp.map(|p| (p, s.oid, s.kind)))
-            .collect();
-        match pending.as_slice() {
-            [] => return Ok(()),
-            [(one, _, _)] => File::open(one)
-                .and_then(|f| f.sync_all())
-                .map_err(io_err(one))?,
-            [(first, _, _), ..] => {
-                // One filesystem-wide flush instead of thousands of fsyncs.
-                let f = File::open(first).map_err(io_err(first))?;
-                sync_filesystem(&f);
+        self.persist(staged.into_iter().filter_map(Pending::of).collect())
+    }
+
+    /// Runs `work`, which hands objects to the [`Committer`] as it stages them, while a second
+    /// thread makes them durable in batches (one `syncfs` each) and renames each batch into place
+    /// in the order handed over. Writing back and renaming thus overlap with staging instead of
+    /// following it. Returns once everything handed over is in place; if `work` fails, what was
+    /// not renamed yet is deleted (objects already in place are whole).
+    pub fn commit_streaming<R>(
+        &self,
+        work: impl FnOnce(&Committer) -> Result<R, CacheError>,
+    ) -> Result<R, CacheError> {
+        let committer = Committer::default();
+        std::thread::scope(|s| {
+            // Also on a panic in `work`: the background thread must not wait for more.
+            let guard = CloseOnDrop(&committer);
+            let background = s.spawn(|| self.run_committer(&committer));
+            let result = work(&committer);
+            committer.close(result.is_err());
+            let background = background.join().unwrap_or_else(|_| {
+                Err(CacheError::Io {
+                    path: self.root.clone(),
+                    source: std::io::Error::other("storing objects in the cache panicked"),
+                })
+            });
+            drop(guard);
+            let r = result?;
+            background?;
+            Ok(r)
+        })
+    }
+
+    fn run_committer(&self, c: &Committer) -> Result<(), CacheError> {
+        loop {
+            let (batch, last) = {
+                let mut q = c.lock();
+                while !q.closed && !q.full() {
+                    q = c.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                if q.aborted {
+                    // The staged temp files go with the committer.
+                    return Ok(());
+                }
+                q.bytes = 0;
+                (std::mem::take(&mut q.items), q.closed)
+            };
+            self.persist(batch)?;
+            if last {
+                return Ok(());
             }
         }
-        for (tmp, oid, kind) in pending {
-            let dest = self.object_path(&oid, kind);
+    }
+
+    fn persist(&self, pending: Vec<Pending>) -> Result<(), CacheError> {
+        match pending.as_slice() {
+            [] => return Ok(()),
+            [one] => File::open(&one.tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(&one.tmp))?,
+            [first, ..] => {
+                // One filesystem-wide flush instead of thousands of fsyncs.
+                let f = File::open(&first.tmp).map_err(io_err(&first.tmp))?;
+                sync_filesystem(&f).map_err(io_err(&self.root))?;
+            }
+        }
+        for p in pending {
+            let dest = self.object_path(&p.oid, p.kind);
             if let Some(dir) = dest.parent() {
                 self.make_dir(dir)?;
             }
-            tmp.persist(&dest).map_err(|e| CacheError::Io {
+            p.tmp.persist(&dest).map_err(|e| CacheError::Io {
                 path: dest.clone(),
                 source: e.error,
             })?;
@@ -524,6 +576,87 @@ impl Cache {
     }
 }
 
+/// A written temp file waiting to be renamed to its object's name.
+struct Pending {
+    tmp: TempPath,
+    oid: ObjectId,
+    kind: HashKind,
+    size: u64,
+}
+
+impl Pending {
+    fn of(s: Staged) -> Option<Pending> {
+        Some(Pending {
+            tmp: s.tmp?,
+            oid: s.oid,
+            kind: s.kind,
+            size: s.size,
+        })
+    }
+}
+
+/// Hands staged objects to the background thread of [`Cache::commit_streaming`].
+#[derive(Default)]
+pub struct Committer {
+    queue: std::sync::Mutex<Queue>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: Vec<Pending>,
+    bytes: u64,
+    closed: bool,
+    aborted: bool,
+}
+
+/// A batch this large is worth a `syncfs`: flushing costs a fixed device round trip besides the
+/// data, so tiny batches would pay it over and over.
+const BATCH_BYTES: u64 = 16 << 20;
+const BATCH_FILES: usize = 1024;
+
+impl Queue {
+    fn full(&self) -> bool {
+        self.bytes >= BATCH_BYTES || self.items.len() >= BATCH_FILES
+    }
+}
+
+impl Committer {
+    /// Queues a staged object; one that was already in the cache needs nothing.
+    pub fn push(&self, staged: Staged) {
+        let Some(p) = Pending::of(staged) else {
+            return;
+        };
+        let mut q = self.lock();
+        q.bytes += p.size;
+        q.items.push(p);
+        if q.full() {
+            self.ready.notify_one();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn close(&self, abort: bool) {
+        let mut q = self.lock();
+        if !q.closed {
+            q.closed = true;
+            q.aborted = abort;
+        }
+        self.ready.notify_one();
+    }
+}
+
+struct CloseOnDrop<'a>(&'a Committer);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close(true);
+    }
+}
+
 /// Object ids found in the cache.
 pub type ObjectSet = std::collections::HashSet<ObjectId>;
 
@@ -571,11 +704,13 @@ fn check_unchanged(src: &Path, f: &File, before: &Stat, read: u64) -> Result<(),
 }
 
 /// Flushes everything written so far on the cache's filesystem in one call.
-fn sync_filesystem(f: &File) {
+fn sync_filesystem(f: &File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
-    unsafe {
-        libc::syncfs(f.as_raw_fd());
+    if unsafe { libc::syncfs(f.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -785,6 +920,49 @@ mod tests {
         more.push(ObjectId::from_digest([7; 16], false));
         assert!(!c.contains_all(&more, HashKind::Md5));
         assert!(!c.contains_all(&ids, HashKind::Md5Dos2unix));
+    }
+
+    #[test]
+    fn streaming_commit_stores_all_and_drops_the_rest_on_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let objects: Vec<(ObjectId, Vec<u8>)> = (0..(BATCH_FILES as u32 * 3 + 7))
+            .map(|i| {
+                let bytes = format!("object {i}").into_bytes();
+                (
+                    ObjectId::from_digest(crate::hash::md5_bytes(&bytes), false),
+                    bytes,
+                )
+            })
+            .collect();
+        c.commit_streaming(|committer| {
+            for (oid, bytes) in &objects {
+                committer.push(c.stage_bytes(*oid, HashKind::Md5, bytes)?);
+            }
+            Ok(())
+        })
+        .unwrap();
+        for (oid, bytes) in &objects {
+            let obj = c.object_path(oid, HashKind::Md5);
+            assert_eq!(&std::fs::read(&obj).unwrap(), bytes);
+            assert_eq!(
+                std::fs::metadata(&obj).unwrap().permissions().mode() & 0o777,
+                0o444
+            );
+        }
+        let extra = ObjectId::from_digest(crate::hash::md5_bytes(b"extra"), false);
+        let r: Result<(), CacheError> = c.commit_streaming(|committer| {
+            committer.push(c.stage_bytes(extra, HashKind::Md5, b"extra")?);
+            Err(CacheError::BadLinkType("failed".into()))
+        });
+        assert!(r.is_err());
+        assert!(!c.contains(&extra, HashKind::Md5));
+        let stray: Vec<_> = walkdir::WalkDir::new(c.root())
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(stray.is_empty(), "{stray:?}");
     }
 
     #[test]

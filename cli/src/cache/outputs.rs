@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use lode_proto::{HashKind, ObjectId};
 use rayon::prelude::*;
 
-use super::{Cache, CacheError, Staged};
+use super::{Cache, CacheError};
 use crate::hash::manifest::{Entry, Manifest};
 use crate::hash::state::{DirFiles, DirSummary, HashState};
 use crate::hash::walk::{self, FileEntry, Stat, Tree};
@@ -222,46 +222,49 @@ impl Outputs {
         let listed = (tree.files.len() >= 1024
             && self.cache.estimate_objects(kind) <= 4 * tree.files.len())
         .then(|| self.cache.list_objects(kind));
-        let results: Vec<Result<(ObjectId, Option<Staged>), CacheError>> = tree
-            .files
-            .par_iter()
-            .map(|f| {
-                let abs = join_rel(path, &f.rel);
-                if let Some(oid) = known.get(&f.rel, &f.stat) {
-                    if self.cache.is_protected(&oid, kind) {
-                        return Ok((oid, None));
+        let (oids, manifest) = self.cache.commit_streaming(|committer| {
+            let results: Vec<Result<(ObjectId, bool), CacheError>> = tree
+                .files
+                .par_iter()
+                .map(|f| {
+                    if let Some(oid) = known.get(&f.rel, &f.stat) {
+                        if self.cache.is_protected(&oid, kind) {
+                            return Ok((oid, false));
+                        }
                     }
-                }
-                let staged =
-                    self.cache
-                        .stage_file_listed(&abs, kind, Some(f.stat), listed.as_ref())?;
-                Ok((staged.oid, Some(staged)))
-            })
-            .collect();
-        let mut oids = Vec::with_capacity(results.len());
-        let mut staged = Vec::new();
-        for (f, r) in tree.files.iter().zip(results) {
-            let (oid, s) = r?;
-            if let Some(s) = s {
-                staged.push(s);
-                known.insert_read(&f.rel, &f.stat, oid);
-            }
-            oids.push(oid);
-        }
-        let manifest = Manifest::new(
-            tree.files
-                .iter()
-                .zip(&oids)
-                .map(|(f, oid)| Entry {
-                    relpath: f.rel.clone(),
-                    oid: *oid,
+                    let abs = join_rel(path, &f.rel);
+                    let staged =
+                        self.cache
+                            .stage_file_listed(&abs, kind, Some(f.stat), listed.as_ref())?;
+                    let oid = staged.oid;
+                    committer.push(staged);
+                    Ok((oid, true))
                 })
-                .collect(),
-        );
-        let bytes = manifest.to_json();
-        let dir_oid = ObjectId::from_digest(crate::hash::md5_bytes(&bytes), true);
-        staged.push(self.cache.stage_bytes(dir_oid, kind, &bytes)?);
-        self.cache.commit(staged)?;
+                .collect();
+            let mut oids = Vec::with_capacity(results.len());
+            for (f, r) in tree.files.iter().zip(results) {
+                let (oid, read) = r?;
+                if read {
+                    known.insert_read(&f.rel, &f.stat, oid);
+                }
+                oids.push(oid);
+            }
+            let manifest = Manifest::new(
+                tree.files
+                    .iter()
+                    .zip(&oids)
+                    .map(|(f, oid)| Entry {
+                        relpath: f.rel.clone(),
+                        oid: *oid,
+                    })
+                    .collect(),
+            );
+            let bytes = manifest.to_json();
+            let dir_oid = ObjectId::from_digest(crate::hash::md5_bytes(&bytes), true);
+            // Handed over last, so the directory object appears only after all its entries.
+            committer.push(self.cache.stage_bytes(dir_oid, kind, &bytes)?);
+            Ok((oids, manifest))
+        })?;
         self.forget_missing(&mut known, &tree);
         self.state.put_dir_files(kind, path, &known);
         let hd = HashedDir {
