@@ -25,6 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::AuditSink;
 use crate::held::HeldCache;
 use crate::indexer::Indexer;
+use crate::lookups::Lookups;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::BlobStore;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub audit: AuditSink,
     pub indexer: Indexer,
+    pub lookups: Lookups,
     pub held: HeldCache,
     pub blob_locks: BlobLocks,
     pub config: ServerConfig,
@@ -56,6 +58,7 @@ impl AppState {
     ) -> AppState {
         AppState {
             indexer: Indexer::start(db.clone()),
+            lookups: Lookups::start(db.clone()),
             held: HeldCache::default(),
             blob_locks: BlobLocks::default(),
             db,
@@ -105,7 +108,7 @@ impl AppState {
             return Ok(known);
         }
         let epoch = self.held.epoch();
-        let size = self.db.object_size(project_id, key.kind, &key.oid).await?;
+        let size = self.lookups.size(project_id, key.kind, key.oid).await?;
         self.held
             .remember(epoch, project_id, key.kind, &key.oid, size);
         Ok(size)

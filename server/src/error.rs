@@ -69,7 +69,7 @@ impl From<DbError> for ApiError {
             DbError::NotFound(_) => ApiError::not_found(e.to_string()),
             DbError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             DbError::Invalid(_) => ApiError::bad_request(e.to_string()),
-            DbError::Sql(_) | DbError::Migrate(_) | DbError::Writer(_) => {
+            DbError::Sql(_) | DbError::Migrate(_) | DbError::Writer(_) | DbError::Lookup(_) => {
                 ApiError::internal(e.to_string())
             }
         }

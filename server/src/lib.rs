@@ -14,6 +14,7 @@ pub mod fsck;
 pub mod hashing;
 pub mod held;
 pub mod indexer;
+pub mod lookups;
 pub mod manifest;
 pub mod metrics;
 pub mod routes;

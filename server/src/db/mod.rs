@@ -38,6 +38,8 @@ pub enum DbError {
     Invalid(String),
     #[error("index writer: {0}")]
     Writer(String),
+    #[error("index lookup: {0}")]
+    Lookup(String),
 }
 
 impl DbError {

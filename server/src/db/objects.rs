@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use lode_proto::{HashKind, ObjectId};
 
 use super::{Db, DbResult};
@@ -32,6 +34,35 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         Ok(size.map(|s| s.max(0) as u64))
+    }
+
+    /// Sizes of the objects among `oids` that the project holds, in one query per
+    /// `IN_CHUNK` ids; objects it does not hold are left out.
+    pub async fn object_sizes(
+        &self,
+        project_id: i64,
+        kind: HashKind,
+        oids: &[ObjectId],
+    ) -> DbResult<HashMap<ObjectId, u64>> {
+        let mut found = HashMap::with_capacity(oids.len());
+        for chunk in oids.chunks(IN_CHUNK) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT oid, size FROM project_objects WHERE project_id = ? AND kind = ? AND oid IN ({placeholders})"
+            );
+            let mut q = sqlx::query_as::<_, (String, i64)>(&sql)
+                .bind(project_id)
+                .bind(kind.as_str());
+            for oid in chunk {
+                q = q.bind(oid.to_string());
+            }
+            for (oid, size) in q.fetch_all(&self.pool).await? {
+                if let Ok(oid) = oid.parse::<ObjectId>() {
+                    found.insert(oid, size.max(0) as u64);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Records references in one transaction; rows that already exist are kept as they are.
