@@ -24,6 +24,7 @@ use lode_proto::{HashKind, ObjectId};
 use tempfile::TempPath;
 
 use crate::hash::manifest::{Manifest, ManifestError};
+use crate::hash::multi::md5_many;
 use crate::hash::walk::Stat;
 use crate::hash::{read_full, HashError, StreamHasher, CHUNK};
 use crate::repo::Repo;
@@ -348,6 +349,57 @@ impl Cache {
             size,
             kind,
             tmp: keep.then_some(path),
+        })
+    }
+
+    /// Stages a group of small files (see [`GROUP_FILE_MAX`]) whose stats come from a tree walk,
+    /// as [`Cache::stage_file_listed`] would one by one, but hashing them side by side with
+    /// [`md5_many`]. Results come back in the order of `files`.
+    pub fn stage_group(
+        &self,
+        files: &[(PathBuf, Stat)],
+        kind: HashKind,
+        listed: Option<&ObjectSet>,
+    ) -> Vec<Result<Staged, CacheError>> {
+        if kind != HashKind::Md5 {
+            // The legacy hash converts text per chunk; it stays on the one-file path.
+            return files
+                .iter()
+                .map(|(p, st)| self.stage_file_listed(p, kind, Some(*st), listed))
+                .collect();
+        }
+        thread_local! {
+            static ARENA: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        ARENA.with_borrow_mut(|arena| {
+            arena.clear();
+            let read: Vec<Result<std::ops::Range<usize>, CacheError>> = files
+                .iter()
+                .map(|(src, before)| {
+                    let start = arena.len();
+                    let r = read_whole(src, before, arena, start);
+                    if r.is_err() {
+                        arena.truncate(start);
+                    }
+                    r
+                })
+                .collect();
+            let ok: Vec<&[u8]> = read
+                .iter()
+                .filter_map(|r| r.as_ref().ok().map(|range| &arena[range.clone()]))
+                .collect();
+            let mut digests = md5_many(&ok).into_iter();
+            read.into_iter()
+                .map(|r| {
+                    let range = r?;
+                    let digest = digests.next().ok_or_else(|| CacheError::Io {
+                        path: self.root.clone(),
+                        source: std::io::Error::other("a digest is missing"),
+                    })?;
+                    let oid = ObjectId::from_digest(digest, false);
+                    self.stage_bytes_checked(oid, kind, &arena[range], may_exist(listed, &oid))
+                })
+                .collect()
         })
     }
 
@@ -688,6 +740,27 @@ fn read_expected(f: &mut File, buf: &mut [u8], expected: usize) -> std::io::Resu
     Ok(n)
 }
 
+/// Reads the whole of `src`, expected to match `before`, into `arena` from `start` on; returns
+/// where its bytes are.
+fn read_whole(
+    src: &Path,
+    before: &Stat,
+    arena: &mut Vec<u8>,
+    start: usize,
+) -> Result<std::ops::Range<usize>, CacheError> {
+    let mut f = File::open(src).map_err(|e| HashError::io(src, e))?;
+    // One byte more than expected reveals a file that grew.
+    arena.resize(start + before.size as usize + 1, 0);
+    let n = read_expected(&mut f, &mut arena[start..], before.size as usize)
+        .map_err(|e| HashError::io(src, e))?;
+    check_unchanged(src, &f, before, n as u64)?;
+    arena.truncate(start + n);
+    Ok(start..start + n)
+}
+
+/// Files up to this size are stored by [`Cache::stage_group`]: read whole, several at a time.
+pub const GROUP_FILE_MAX: u64 = 128 << 10;
+
 /// Files up to this size are read into memory whole when stored.
 const SMALL: u64 = 4 * CHUNK as u64;
 
@@ -963,6 +1036,49 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(stray.is_empty(), "{stray:?}");
+    }
+
+    #[test]
+    fn group_staging_hashes_each_file_and_keeps_errors_in_place() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cache(d.path());
+        let sizes = [0usize, 1, 55, 56, 64, 65, 1000, 70_000, 3, 128 << 10];
+        let mut files = Vec::new();
+        for (i, n) in sizes.iter().enumerate() {
+            let p = d.path().join(format!("f{i}"));
+            let bytes: Vec<u8> = (0..*n).map(|j| (j * 31 + i) as u8).collect();
+            std::fs::write(&p, &bytes).unwrap();
+            let st = Stat::of(&std::fs::metadata(&p).unwrap());
+            files.push((p, st, bytes));
+        }
+        // One file vanishes and one grows after the walk.
+        std::fs::remove_file(&files[2].0).unwrap();
+        std::fs::write(&files[5].0, vec![9u8; 100]).unwrap();
+        let group: Vec<(PathBuf, Stat)> = files.iter().map(|(p, st, _)| (p.clone(), *st)).collect();
+        let staged = c.stage_group(&group, HashKind::Md5, Some(&ObjectSet::new()));
+        assert_eq!(staged.len(), files.len());
+        let mut ok = Vec::new();
+        for (i, (s, (_, _, bytes))) in staged.into_iter().zip(&files).enumerate() {
+            match i {
+                2 => assert!(matches!(s, Err(CacheError::Hash(HashError::Io { .. })))),
+                5 => assert!(matches!(
+                    s,
+                    Err(CacheError::Hash(HashError::Changed { .. }))
+                )),
+                _ => {
+                    let s = s.unwrap();
+                    assert_eq!(s.oid.digest(), &crate::hash::md5_bytes(bytes), "file {i}");
+                    ok.push((s.oid, bytes.clone()));
+                    c.commit(vec![s]).unwrap();
+                }
+            }
+        }
+        for (oid, bytes) in ok {
+            assert_eq!(
+                std::fs::read(c.object_path(&oid, HashKind::Md5)).unwrap(),
+                bytes
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use lode_proto::{HashKind, ObjectId};
 use rayon::prelude::*;
 
-use super::{Cache, CacheError};
+use super::{Cache, CacheError, Committer, Staged, GROUP_FILE_MAX};
 use crate::hash::manifest::{Entry, Manifest};
 use crate::hash::state::{DirFiles, DirSummary, HashState};
 use crate::hash::walk::{self, FileEntry, Stat, Tree};
@@ -223,26 +223,53 @@ impl Outputs {
             && self.cache.estimate_objects(kind) <= 4 * tree.files.len())
         .then(|| self.cache.list_objects(kind));
         let (oids, manifest) = self.cache.commit_streaming(|committer| {
-            let results: Vec<Result<(ObjectId, bool), CacheError>> = tree
+            // Chunks of files go to one thread each, so that their small files are hashed side
+            // by side.
+            let results: Vec<Vec<Result<(ObjectId, bool), CacheError>>> = tree
                 .files
-                .par_iter()
-                .map(|f| {
-                    if let Some(oid) = known.get(&f.rel, &f.stat) {
-                        if self.cache.is_protected(&oid, kind) {
-                            return Ok((oid, false));
+                .par_chunks(GROUP_FILES)
+                .map(|chunk| {
+                    let mut out: Vec<Option<Result<(ObjectId, bool), CacheError>>> =
+                        (0..chunk.len()).map(|_| None).collect();
+                    let mut group = Vec::new();
+                    let mut slots = Vec::new();
+                    for (i, f) in chunk.iter().enumerate() {
+                        if let Some(oid) = known.get(&f.rel, &f.stat) {
+                            if self.cache.is_protected(&oid, kind) {
+                                out[i] = Some(Ok((oid, false)));
+                                continue;
+                            }
                         }
+                        let abs = join_rel(path, &f.rel);
+                        if f.stat.size <= GROUP_FILE_MAX {
+                            group.push((abs, f.stat));
+                            slots.push(i);
+                            continue;
+                        }
+                        let staged =
+                            self.cache
+                                .stage_file_listed(&abs, kind, Some(f.stat), listed.as_ref());
+                        out[i] = Some(staged.map(|s| hand_over(committer, s)));
                     }
-                    let abs = join_rel(path, &f.rel);
-                    let staged =
-                        self.cache
-                            .stage_file_listed(&abs, kind, Some(f.stat), listed.as_ref())?;
-                    let oid = staged.oid;
-                    committer.push(staged);
-                    Ok((oid, true))
+                    let staged = self.cache.stage_group(&group, kind, listed.as_ref());
+                    for (i, s) in slots.into_iter().zip(staged) {
+                        out[i] = Some(s.map(|s| hand_over(committer, s)));
+                    }
+                    out.into_iter()
+                        .zip(chunk)
+                        .map(|(r, f)| {
+                            r.unwrap_or_else(|| {
+                                Err(CacheError::Io {
+                                    path: join_rel(path, &f.rel),
+                                    source: std::io::Error::other("file was not stored"),
+                                })
+                            })
+                        })
+                        .collect()
                 })
                 .collect();
-            let mut oids = Vec::with_capacity(results.len());
-            for (f, r) in tree.files.iter().zip(results) {
+            let mut oids = Vec::with_capacity(tree.files.len());
+            for (f, r) in tree.files.iter().zip(results.into_iter().flatten()) {
                 let (oid, read) = r?;
                 if read {
                     known.insert_read(&f.rel, &f.stat, oid);
@@ -318,6 +345,16 @@ impl Outputs {
     pub fn flush(&self) {
         self.state.flush();
     }
+}
+
+/// Files per chunk of a directory being stored; small files of a chunk are hashed together.
+const GROUP_FILES: usize = 64;
+
+/// Queues a staged object for the committer and notes it was read.
+fn hand_over(committer: &Committer, staged: Staged) -> (ObjectId, bool) {
+    let oid = staged.oid;
+    committer.push(staged);
+    (oid, true)
 }
 
 /// DVC's built-in ignores: `.git` anywhere, `.hg/`, `.dvc/` folders, and nested repositories

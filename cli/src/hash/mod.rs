@@ -1,9 +1,11 @@
-//! Streaming MD5 of files (raw and dos2unix), `.dir` manifests, tree walks and the hash cache.
+//! Streaming MD5 of files (raw and dos2unix), many small messages at once, `.dir` manifests,
+//! tree walks and the hash cache.
 //!
 //! Both hash kinds consume a file in [`CHUNK`]-sized pieces: the legacy dos2unix rule converts each
 //! 1 MiB chunk on its own (spec §4), so every reader in lode feeds whole chunks to [`StreamHasher`].
 
 pub mod manifest;
+pub mod multi;
 pub mod state;
 pub mod walk;
 
