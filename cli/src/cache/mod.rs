@@ -372,14 +372,14 @@ impl Cache {
             static ARENA: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         ARENA.with_borrow_mut(|arena| {
-            arena.clear();
+            // The arena keeps its length from group to group, so it is zeroed only as it grows.
+            let mut end = 0;
             let read: Vec<Result<std::ops::Range<usize>, CacheError>> = files
                 .iter()
                 .map(|(src, before)| {
-                    let start = arena.len();
-                    let r = read_whole(src, before, arena, start);
-                    if r.is_err() {
-                        arena.truncate(start);
+                    let r = read_whole(src, before, arena, end);
+                    if let Ok(range) = &r {
+                        end = range.end;
                     }
                     r
                 })
@@ -740,8 +740,8 @@ fn read_expected(f: &mut File, buf: &mut [u8], expected: usize) -> std::io::Resu
     Ok(n)
 }
 
-/// Reads the whole of `src`, expected to match `before`, into `arena` from `start` on; returns
-/// where its bytes are.
+/// Reads the whole of `src`, expected to match `before`, into `arena` from `start` on (growing
+/// it if needed); returns where its bytes are.
 fn read_whole(
     src: &Path,
     before: &Stat,
@@ -749,12 +749,15 @@ fn read_whole(
     start: usize,
 ) -> Result<std::ops::Range<usize>, CacheError> {
     let mut f = File::open(src).map_err(|e| HashError::io(src, e))?;
+    let expected = before.size as usize;
     // One byte more than expected reveals a file that grew.
-    arena.resize(start + before.size as usize + 1, 0);
-    let n = read_expected(&mut f, &mut arena[start..], before.size as usize)
+    let room = start + expected + 1;
+    if arena.len() < room {
+        arena.resize(room, 0);
+    }
+    let n = read_expected(&mut f, &mut arena[start..room], expected)
         .map_err(|e| HashError::io(src, e))?;
     check_unchanged(src, &f, before, n as u64)?;
-    arena.truncate(start + n);
     Ok(start..start + n)
 }
 
