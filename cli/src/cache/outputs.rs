@@ -183,9 +183,13 @@ impl Outputs {
     }
 
     fn remember_dir(&self, dir: &Path, kind: HashKind, hd: &HashedDir) {
-        if let Found::Dir { oid, size, nfiles } = dir_found(hd) {
+        self.remember_found(dir, kind, &hd.tree.files, &dir_found(hd));
+    }
+
+    fn remember_found(&self, dir: &Path, kind: HashKind, files: &[FileEntry], found: &Found) {
+        if let Found::Dir { oid, size, nfiles } = *found {
             self.state
-                .put_dir(kind, dir, &hd.tree.files, DirSummary { oid, size, nfiles });
+                .put_dir(kind, dir, files, DirSummary { oid, size, nfiles });
         }
     }
 
@@ -222,7 +226,7 @@ impl Outputs {
         let listed = (tree.files.len() >= 1024
             && self.cache.estimate_objects(kind) <= 4 * tree.files.len())
         .then(|| self.cache.list_objects(kind));
-        let (oids, manifest) = self.cache.commit_streaming(|committer| {
+        self.cache.commit_streaming(|committer| {
             // Chunks of files go to one thread each, so that their small files are hashed side
             // by side.
             let results: Vec<Vec<Result<(ObjectId, bool), CacheError>>> = tree
@@ -290,17 +294,19 @@ impl Outputs {
             let dir_oid = ObjectId::from_digest(crate::hash::md5_bytes(&bytes), true);
             // Handed over last, so the directory object appears only after all its entries.
             committer.push(self.cache.stage_bytes(dir_oid, kind, &bytes)?);
-            Ok((oids, manifest))
-        })?;
-        self.forget_missing(&mut known, &tree);
-        self.state.put_dir_files(kind, path, &known);
-        let hd = HashedDir {
-            tree,
-            oids,
-            manifest,
-        };
-        self.remember_dir(path, kind, &hd);
-        Ok(dir_found(&hd))
+            // The hash cache is written while the last batch is flushed and renamed. Its records
+            // are about the workspace files, true whether or not the objects get stored.
+            self.forget_missing(&mut known, &tree);
+            self.state.put_dir_files(kind, path, &known);
+            // Named by the bytes just stored: no need to serialise the manifest again.
+            let found = Found::Dir {
+                oid: dir_oid,
+                size: tree.files.iter().map(|f| f.stat.size).sum(),
+                nfiles: tree.files.len() as u64,
+            };
+            self.remember_found(path, kind, &tree.files, &found);
+            Ok(found)
+        })
     }
 
     /// Whether the cache holds `oid` and, for a directory, its manifest and every entry.

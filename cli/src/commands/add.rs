@@ -157,6 +157,26 @@ fn check_overlaps(outputs: &Outputs, cwd: &Path, targets: &[PathBuf]) -> Result<
 
 /// Adds one output; returns the `.gitignore` it wrote to, if any.
 fn add_one(repo: &Repo, outputs: &Outputs, abs: &Path) -> Result<Option<PathBuf>, LodeError> {
+    std::thread::scope(|s| {
+        // Whether Git already ignores the output takes running `git`; ask while it is stored.
+        let ignore = s.spawn(|| gitignore::plan_entry(&repo.root, abs));
+        let stored = store_one(outputs, abs);
+        let plan = ignore
+            .join()
+            .map_err(|_| LodeError::Other("checking .gitignore panicked".into()))?;
+        stored?;
+        match plan.map_err(|e| LodeError::Other(e.to_string()))? {
+            Some(plan) => plan
+                .apply()
+                .map(Some)
+                .map_err(|e| LodeError::Other(e.to_string())),
+            None => Ok(None),
+        }
+    })
+}
+
+/// Stores one output in the cache and writes its `.dvc` file.
+fn store_one(outputs: &Outputs, abs: &Path) -> Result<(), LodeError> {
     let name = abs
         .file_name()
         .and_then(|n| n.to_str())
@@ -179,8 +199,7 @@ fn add_one(repo: &Repo, outputs: &Outputs, abs: &Path) -> Result<Option<PathBuf>
             let now = outputs.hash(abs, HashKind::Md5Dos2unix)?;
             if now.oid() == out.oid {
                 outputs.save(abs, HashKind::Md5Dos2unix)?;
-                link_workspace(outputs, abs, HashKind::Md5Dos2unix, &now)?;
-                return gitignore_entry(repo, abs);
+                return link_workspace(outputs, abs, HashKind::Md5Dos2unix, &now);
             }
         }
     }
@@ -217,12 +236,7 @@ fn add_one(repo: &Repo, outputs: &Outputs, abs: &Path) -> Result<Option<PathBuf>
     if existing.as_ref().map(DvcFile::text) != Some(text.as_str()) {
         dvcfile::write_atomic(&dvc_path, &text)?;
     }
-    link_workspace(outputs, abs, HashKind::Md5, &found)?;
-    gitignore_entry(repo, abs)
-}
-
-fn gitignore_entry(repo: &Repo, abs: &Path) -> Result<Option<PathBuf>, LodeError> {
-    gitignore::add_entry(&repo.root, abs).map_err(|e| LodeError::Other(e.to_string()))
+    link_workspace(outputs, abs, HashKind::Md5, &found)
 }
 
 /// With `hardlink` or `symlink` first in `cache.type`, DVC replaces the added files with links

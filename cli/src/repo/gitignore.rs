@@ -62,37 +62,64 @@ fn entry_for(git: &Git, output: &Path) -> Result<(String, PathBuf), GitignoreErr
 /// Makes Git ignore `output` (an absolute path inside the work tree). Returns the `.gitignore`
 /// that now covers it, or `None` when Git already ignored it (nothing is written then).
 pub fn add_entry_with(git: &Git, output: &Path) -> Result<Option<PathBuf>, GitignoreError> {
+    match plan_entry_with(git, output)? {
+        Some(plan) => plan.apply().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The line [`add_entry_with`] would add for `output`, and where; `None` when Git already
+/// ignores it. Asking Git is the slow part, so callers can do it while other work goes on and
+/// [`EntryPlan::apply`] it afterwards.
+pub fn plan_entry_with(git: &Git, output: &Path) -> Result<Option<EntryPlan>, GitignoreError> {
     let (entry, gitignore) = entry_for(git, output)?;
     if git.check_ignore(output)? {
         return Ok(None);
     }
-    let line = escape(&entry);
-    let io = |source| GitignoreError::Io {
-        path: gitignore.clone(),
-        source,
-    };
-    let existing = match std::fs::read(&gitignore) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io(e)),
-    };
-    let text = String::from_utf8_lossy(&existing);
-    if text.lines().any(|l| l.trim_end_matches('\r') == line) {
-        return Ok(Some(gitignore));
-    }
-    let mut new = String::new();
-    if !existing.is_empty() && existing.last() != Some(&b'\n') {
+    Ok(Some(EntryPlan {
+        line: escape(&entry),
+        gitignore,
+    }))
+}
+
+/// A `.gitignore` line to add (see [`plan_entry_with`]).
+#[derive(Debug)]
+pub struct EntryPlan {
+    line: String,
+    gitignore: PathBuf,
+}
+
+impl EntryPlan {
+    /// Appends the line unless the file already has it; returns the `.gitignore`.
+    pub fn apply(self) -> Result<PathBuf, GitignoreError> {
+        let EntryPlan { line, gitignore } = self;
+        let io = |source| GitignoreError::Io {
+            path: gitignore.clone(),
+            source,
+        };
+        let existing = match std::fs::read(&gitignore) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(e)),
+        };
+        let text = String::from_utf8_lossy(&existing);
+        if text.lines().any(|l| l.trim_end_matches('\r') == line) {
+            return Ok(gitignore);
+        }
+        let mut new = String::new();
+        if !existing.is_empty() && existing.last() != Some(&b'\n') {
+            new.push('\n');
+        }
+        new.push_str(&line);
         new.push('\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&gitignore)
+            .map_err(io)?;
+        f.write_all(new.as_bytes()).map_err(io)?;
+        Ok(gitignore)
     }
-    new.push_str(&line);
-    new.push('\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&gitignore)
-        .map_err(io)?;
-    f.write_all(new.as_bytes()).map_err(io)?;
-    Ok(Some(gitignore))
 }
 
 /// The Git work tree DVC would use for the repository at `repo_root`: none when the repository
@@ -110,8 +137,17 @@ pub fn scm_for(repo_root: &Path) -> Result<Option<Git>, GitignoreError> {
 /// [`add_entry_with`] for the Git work tree around `repo_root`; `None` outside Git or with
 /// `core.no_scm`.
 pub fn add_entry(repo_root: &Path, output: &Path) -> Result<Option<PathBuf>, GitignoreError> {
+    match plan_entry(repo_root, output)? {
+        Some(plan) => plan.apply().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`plan_entry_with`] for the Git work tree around `repo_root`; `None` outside Git or with
+/// `core.no_scm`.
+pub fn plan_entry(repo_root: &Path, output: &Path) -> Result<Option<EntryPlan>, GitignoreError> {
     match scm_for(repo_root)? {
-        Some(git) => add_entry_with(&git, output),
+        Some(git) => plan_entry_with(&git, output),
         None => Ok(None),
     }
 }
