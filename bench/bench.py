@@ -214,9 +214,7 @@ class Bench:
 
     def fresh_repo(self, tool: str, workload: str, source: Path) -> Path:
         repo = self.repo_dir(tool, workload)
-        if repo.exists():
-            subprocess.run(["chmod", "-R", "u+w", str(repo)], check=False)
-            shutil.rmtree(repo)
+        self.discard(repo)
         repo.mkdir(parents=True)
         sh(["git", "init", "-q"], repo, self.env)
         sh(["git", "config", "user.email", "bench@example.com"], repo, self.env)
