@@ -18,12 +18,16 @@ use super::{
 };
 use crate::hashing::ObjectHasher;
 
-/// Bodies up to this size are hashed and written in one blocking step; larger ones are written
-/// while they arrive, in pieces of this size, so memory per upload stays bounded (about
-/// `PIECE * (QUEUE + 2)`, whatever the object size).
+/// Bodies up to this size are hashed and written in one step; larger ones are written while
+/// they arrive, in pieces of this size, so memory per upload stays bounded (about
+/// `PIECE * (WRITE_QUEUE + 2) + DIRECT_CHUNK`, whatever the object size).
 const PIECE: usize = 256 * 1024;
-/// Pieces queued between the network and the disk writer of one upload.
-const QUEUE: usize = 3;
+/// Pieces queued between the network and the hasher of one upload: enough that the hasher,
+/// the slowest stage, still has work when the network task waits for a core.
+const QUEUE: usize = 16;
+/// Pieces queued for the disk writer of one upload: two direct writes' worth, so the network
+/// and the hasher go on while the writer waits for the device.
+const WRITE_QUEUE: usize = 2 * DIRECT_CHUNK / PIECE;
 /// Bodies up to this size are hashed and written on the task that received them (about 100 us
 /// of MD5 at most); larger small ones go to the blocking pool.
 const INLINE_MAX: usize = 64 * 1024;
@@ -102,6 +106,122 @@ impl FsStore {
             .map_err(|e| StoreError::io(format!("creating a file in {}", self.tmp.display()), e))?;
         Ok(tmp.into_parts())
     }
+}
+
+/// Alignment of direct writes: offsets, lengths and buffer addresses.
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes gathered per direct write.
+const DIRECT_CHUNK: usize = 4 << 20;
+
+/// Writes a large upload, around the page cache when the filesystem allows (`O_DIRECT`): the
+/// bytes go from one aligned buffer to the device, which spares the CPU the page cache's
+/// bookkeeping and the later writeback, and makes the final flush short. On this kind of
+/// virtual disk, buffered writes followed by a flush reach about a quarter of the speed.
+struct LargeWriter {
+    file: File,
+    /// `Some` while writing directly: a buffer with room for an aligned chunk, the chunk's
+    /// start in it, and the bytes gathered so far.
+    direct: Option<(Vec<u8>, usize, usize)>,
+    /// Bytes written through the page cache (no `O_DIRECT`), for the writeback hints.
+    buffered: u64,
+}
+
+impl LargeWriter {
+    fn new(file: File) -> LargeWriter {
+        let direct = set_direct(&file, true).ok().map(|()| {
+            let buf = vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN];
+            let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+            (buf, start, 0)
+        });
+        LargeWriter {
+            file,
+            direct,
+            buffered: 0,
+        }
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let Some((buf, start, len)) = self.direct.as_mut() else {
+                self.file.write_all(data)?;
+                start_writeback(&self.file, self.buffered, data.len() as u64);
+                self.buffered += data.len() as u64;
+                return Ok(());
+            };
+            let take = (DIRECT_CHUNK - *len).min(data.len());
+            buf[*start + *len..*start + *len + take].copy_from_slice(&data[..take]);
+            *len += take;
+            data = &data[take..];
+            if *len == DIRECT_CHUNK {
+                self.flush_chunk()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the gathered aligned bytes directly; whatever cannot go that way (a tail shorter
+    /// than the alignment, or a filesystem refusing a direct write) goes through the page cache.
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        let Some((buf, start, len)) = self.direct.as_mut() else {
+            return Ok(());
+        };
+        let (start, len) = (*start, *len);
+        let aligned = len - len % DIRECT_ALIGN;
+        let mut done = 0;
+        while done < aligned {
+            match self.file.write(&buf[start + done..start + aligned]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) if n % DIRECT_ALIGN == 0 => done += n,
+                // A short unaligned write cannot be continued directly.
+                Ok(n) => {
+                    done += n;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if done < len {
+            // The rest goes through the page cache, and so does everything after it.
+            let rest = buf[start + done..start + len].to_vec();
+            self.direct = None;
+            set_direct(&self.file, false)?;
+            self.file.write_all(&rest)?;
+            return Ok(());
+        }
+        if let Some((_, _, len)) = self.direct.as_mut() {
+            *len = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and flushes the file's data and metadata to the device.
+    fn finish(mut self) -> io::Result<()> {
+        self.flush_chunk()?;
+        self.file.sync_all()
+    }
+}
+
+/// Turns `O_DIRECT` on or off for an open file.
+fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `file` keeps open; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let flags = if on {
+        flags | libc::O_DIRECT
+    } else {
+        flags & !libc::O_DIRECT
+    };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Asks the kernel to start writing a range out now, so the fsync at the end of a large upload
@@ -560,20 +680,16 @@ impl FsStore {
         });
         let (wtx, writer) = match temp {
             None => (None, None),
-            Some((mut file, path)) => {
-                let (wtx, mut wrx) = mpsc::channel::<Piece>(QUEUE);
+            Some((file, path)) => {
+                let (wtx, mut wrx) = mpsc::channel::<Piece>(WRITE_QUEUE);
                 let writer = tokio::task::spawn_blocking(move || -> StoreResult<_> {
-                    let mut written: u64 = 0;
+                    let mut out = LargeWriter::new(file);
                     while let Some(piece) = wrx.blocking_recv() {
-                        let mut len = 0;
                         for frame in piece.iter() {
-                            file.write_all(frame).map_err(|e| write_err(key, e))?;
-                            len += frame.len() as u64;
+                            out.write(frame).map_err(|e| write_err(key, e))?;
                         }
-                        start_writeback(&file, written, len);
-                        written += len;
                     }
-                    file.sync_all().map_err(|e| write_err(key, e))?;
+                    out.finish().map_err(|e| write_err(key, e))?;
                     Ok(path)
                 });
                 (Some(wtx), Some(writer))
@@ -832,7 +948,7 @@ impl BlobStore for Arc<FsStore> {
                 modified: m.modified().unwrap_or(std::time::UNIX_EPOCH),
             };
             if meta.size > SMALL_READ {
-                let body = OpenBody::File(tokio::fs::File::from_std(f));
+                let body = OpenBody::File(f);
                 return Ok(Some(OpenBlob { meta, body }));
             }
             let bytes = match read_cached(&f, meta.size as usize).map_err(read_err)? {
@@ -1018,7 +1134,14 @@ mod tests {
     async fn stores_small_and_large_and_rejects_mismatch() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::open(dir.path(), u64::MAX).unwrap();
-        for size in [0usize, 10, PIECE - 1, PIECE, 3 * PIECE + 17] {
+        for size in [
+            0usize,
+            10,
+            PIECE - 1,
+            PIECE,
+            3 * PIECE + 17,
+            2 * DIRECT_CHUNK + DIRECT_ALIGN + 1,
+        ] {
             let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
             let k = key(HashKind::Md5, &data);
             let staged = store.stage(k, body(data.clone(), 65536)).await.unwrap();
@@ -1026,6 +1149,21 @@ mod tests {
             store.commit(staged).await.unwrap();
             assert_eq!(std::fs::read(store.blob_path(k)).unwrap(), data);
             assert_eq!(store.hash_blocking(k).unwrap(), Some(*k.oid.digest()));
+            // Whole and in part, through the path downloads take.
+            for (offset, len) in [(0, size), (size / 3, size / 2)] {
+                let blob = store.open(k).await.unwrap().unwrap();
+                assert_eq!(blob.meta.size, size as u64);
+                let mut got = Vec::new();
+                let mut stream = blob.range(offset as u64, len as u64).await.unwrap();
+                while let Some(piece) = stream.next().await {
+                    got.extend_from_slice(&piece.unwrap());
+                }
+                assert_eq!(
+                    got,
+                    &data[offset..offset + len],
+                    "{size} bytes from {offset}"
+                );
+            }
         }
         let k = key(HashKind::Md5, b"other");
         match store.stage(k, body(b"bytes".to_vec(), 2)).await {

@@ -48,11 +48,15 @@ pub struct OpenBlob {
 pub(crate) enum OpenBody {
     /// Small blobs are read whole when opened.
     Whole(Bytes),
-    File(tokio::fs::File),
+    File(std::fs::File),
 }
 
 /// Read size when streaming large blobs.
-const READ_BUF: usize = 256 * 1024;
+const READ_BUF: usize = 1 << 20;
+/// Reads a large blob's reader keeps ahead of the network.
+const READ_QUEUE: usize = 4;
+/// How far ahead of the reader the kernel is asked to fetch a large blob from the disk.
+const READ_AHEAD: u64 = 16 << 20;
 
 impl OpenBlob {
     /// The range as one buffer when the blob was small enough to be read whole.
@@ -72,7 +76,6 @@ impl OpenBlob {
     /// `len` bytes from `offset` (the caller keeps the range inside the blob).
     pub async fn range(self, offset: u64, len: u64) -> StoreResult<ByteStream> {
         use futures::StreamExt;
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         match self.body {
             OpenBody::Whole(b) => {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
@@ -82,14 +85,76 @@ impl OpenBlob {
                 let part = b.slice(start..end);
                 Ok(futures::stream::once(async move { Ok(part) }).boxed())
             }
-            OpenBody::File(mut f) => {
-                if offset > 0 {
-                    f.seek(io::SeekFrom::Start(offset))
-                        .await
-                        .map_err(|e| StoreError::io("seeking in a blob", e))?;
-                }
-                Ok(tokio_util::io::ReaderStream::with_capacity(f.take(len), READ_BUF).boxed())
+            OpenBody::File(f) => {
+                // One blocking thread reads for the whole transfer, rather than a trip to the
+                // blocking pool per read, and keeps the disk busy ahead of it: a large blob
+                // often is not in the page cache (large uploads are written around it), and
+                // the kernel's own read-ahead is too shallow for a virtual disk's latency.
+                // Its own thread, not one of the blocking pool's: a slow client keeps it for
+                // the whole transfer, and must not starve uploads of pool threads.
+                let (tx, rx) = tokio::sync::mpsc::channel(READ_QUEUE);
+                std::thread::Builder::new()
+                    .name("lode-read".into())
+                    .spawn(move || read_range(f, offset, len, tx))
+                    .map_err(|e| StoreError::io("starting a reader thread", e))?;
+                Ok(receiver_stream(rx))
             }
+        }
+    }
+}
+
+fn receiver_stream(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, io::Error>>) -> ByteStream {
+    use futures::StreamExt;
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// Sends `len` bytes of `f` from `offset` in pieces, until done, an error, or the receiver
+/// hangs up.
+fn read_range(
+    f: std::fs::File,
+    offset: u64,
+    len: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
+) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let end = offset.saturating_add(len);
+    let mut pos = offset;
+    let mut fetched_to = offset;
+    while pos < end {
+        if fetched_to < end && fetched_to < pos + READ_AHEAD / 2 {
+            let from = fetched_to.max(pos);
+            let upto = (pos + READ_AHEAD).min(end);
+            if let (Ok(a), Ok(n)) = (i64::try_from(from), i64::try_from(upto - from)) {
+                // SAFETY: a hint on a descriptor `f` keeps open; errors only lose the hint.
+                unsafe {
+                    libc::posix_fadvise(f.as_raw_fd(), a, n, libc::POSIX_FADV_WILLNEED);
+                }
+            }
+            fetched_to = upto;
+        }
+        let want = usize::try_from((end - pos).min(READ_BUF as u64)).unwrap_or(READ_BUF);
+        let mut buf = bytes::BytesMut::zeroed(want);
+        let got = loop {
+            match f.read_at(&mut buf, pos) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let piece = match got {
+            // The blob is shorter than the range asked for; the caller kept the range inside
+            // the blob's size, so this is the end.
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                pos += n as u64;
+                Ok(buf.freeze())
+            }
+            Err(e) => Err(e),
+        };
+        let failed = piece.is_err();
+        if tx.blocking_send(piece).is_err() || failed {
+            return;
         }
     }
 }
