@@ -333,3 +333,83 @@ fn all_commits_push_and_fetch_every_version() {
         "{}\n"
     );
 }
+
+/// Runs `lode args...` on a pseudo-terminal (util-linux `script`), returning all it printed.
+fn lode_on_terminal(s: &Scratch, args: &[&str]) -> lode_e2e::repo::Run {
+    let mut cmd = lode_e2e::bins::lode().to_string_lossy().into_owned();
+    for a in args {
+        cmd.push_str(" '");
+        cmd.push_str(a);
+        cmd.push('\'');
+    }
+    s.run("script", &["-qec", &cmd, "/dev/null"])
+}
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let remote = Scratch::new();
+    let s = Scratch::git();
+    s.lode(&["init", "-q"]).ok();
+    s.lode(&["remote", "add", "-d", "r", remote.path().to_str().unwrap()])
+        .ok();
+    for i in 0..3 {
+        s.write(&format!("f{i}"), format!("{i}{i}\n"));
+    }
+    s.lode(&["add", "-q", "f0", "f1", "f2"]).ok();
+
+    // On a terminal: a bar with objects, bytes, rate and ETA, then the summary.
+    let tty = lode_on_terminal(&s, &["push"]).ok();
+    for part in ["/3 files", "B/9 B", "B/s", "ETA", "3 files pushed"] {
+        assert!(
+            tty.stdout.contains(part),
+            "{part:?} missing in {:?}",
+            tty.stdout
+        );
+    }
+
+    // Not on a terminal: the summary alone, nothing on stderr.
+    let plain_remote = Scratch::new();
+    s.lode(&[
+        "remote",
+        "add",
+        "plain",
+        plain_remote.path().to_str().unwrap(),
+    ])
+    .ok();
+    let plain = s.lode(&["push", "-r", "plain"]).ok();
+    assert_eq!(plain.stdout, "3 files pushed\n");
+    assert_eq!(plain.stderr, "");
+
+    // Quiet on a terminal: no bar, no summary.
+    let quiet_remote = Scratch::new();
+    s.lode(&[
+        "remote",
+        "add",
+        "quiet",
+        quiet_remote.path().to_str().unwrap(),
+    ])
+    .ok();
+    let quiet = lode_on_terminal(&s, &["push", "-q", "-r", "quiet"]).ok();
+    assert_eq!(quiet.stdout, "");
+
+    // Verbose: one line per object.
+    let verbose_remote = Scratch::new();
+    s.lode(&[
+        "remote",
+        "add",
+        "verbose",
+        verbose_remote.path().to_str().unwrap(),
+    ])
+    .ok();
+    let verbose = s.lode(&["push", "-v", "-r", "verbose"]).ok();
+    assert_eq!(
+        verbose
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("pushed "))
+            .count(),
+        3,
+        "{}",
+        verbose.stderr
+    );
+}
