@@ -345,6 +345,14 @@ fn lode_on_terminal(s: &Scratch, args: &[&str]) -> lode_e2e::repo::Run {
     s.run("script", &["-qec", &cmd, "/dev/null"])
 }
 
+/// A new empty folder remote named `name`; the folder lives as long as the returned value.
+fn empty_remote(s: &Scratch, name: &str) -> Scratch {
+    let remote = Scratch::new();
+    s.lode(&["remote", "add", name, remote.path().to_str().unwrap()])
+        .ok();
+    remote
+}
+
 #[test]
 fn progress_bar_only_on_a_terminal() {
     let remote = Scratch::new();
@@ -368,39 +376,18 @@ fn progress_bar_only_on_a_terminal() {
     }
 
     // Not on a terminal: the summary alone, nothing on stderr.
-    let plain_remote = Scratch::new();
-    s.lode(&[
-        "remote",
-        "add",
-        "plain",
-        plain_remote.path().to_str().unwrap(),
-    ])
-    .ok();
+    let _plain_remote = empty_remote(&s, "plain");
     let plain = s.lode(&["push", "-r", "plain"]).ok();
     assert_eq!(plain.stdout, "3 files pushed\n");
     assert_eq!(plain.stderr, "");
 
     // Quiet on a terminal: no bar, no summary.
-    let quiet_remote = Scratch::new();
-    s.lode(&[
-        "remote",
-        "add",
-        "quiet",
-        quiet_remote.path().to_str().unwrap(),
-    ])
-    .ok();
+    let _quiet_remote = empty_remote(&s, "quiet");
     let quiet = lode_on_terminal(&s, &["push", "-q", "-r", "quiet"]).ok();
     assert_eq!(quiet.stdout, "");
 
     // Verbose: one line per object.
-    let verbose_remote = Scratch::new();
-    s.lode(&[
-        "remote",
-        "add",
-        "verbose",
-        verbose_remote.path().to_str().unwrap(),
-    ])
-    .ok();
+    let _verbose_remote = empty_remote(&s, "verbose");
     let verbose = s.lode(&["push", "-v", "-r", "verbose"]).ok();
     assert_eq!(
         verbose
