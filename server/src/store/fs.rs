@@ -19,15 +19,16 @@ use super::{
 use crate::hashing::ObjectHasher;
 
 /// Bodies up to this size are hashed and written in one step; larger ones are written while
-/// they arrive, in pieces of this size, so memory per upload stays bounded (about
-/// `PIECE * (WRITE_QUEUE + 2) + DIRECT_CHUNK`, whatever the object size).
+/// they arrive, in pieces of this size, so memory per upload stays bounded (pieces are shared by
+/// the hasher's and the writer's queues: about `PIECE * (QUEUE + 2) + DIRECT_CHUNK`, 8.5 MiB,
+/// whatever the object size).
 const PIECE: usize = 256 * 1024;
 /// Pieces queued between the network and the hasher of one upload: enough that the hasher,
 /// the slowest stage, still has work when the network task waits for a core.
 const QUEUE: usize = 16;
-/// Pieces queued for the disk writer of one upload: two direct writes' worth, so the network
+/// Pieces queued for the disk writer of one upload: one direct write's worth, so the network
 /// and the hasher go on while the writer waits for the device.
-const WRITE_QUEUE: usize = 2 * DIRECT_CHUNK / PIECE;
+const WRITE_QUEUE: usize = DIRECT_CHUNK / PIECE;
 /// Bodies up to this size are hashed and written on the task that received them (about 100 us
 /// of MD5 at most); larger small ones go to the blocking pool.
 const INLINE_MAX: usize = 64 * 1024;
