@@ -48,6 +48,8 @@ OPERATIONS = [
     "pull-http",
 ]
 TOOLS = ["lode", "dvc"]
+# How long a freed inode stays unusable on ext4 without a journal (RECENTCY_MIN), plus margin.
+SETTLE_SECONDS = 65
 GNU_TIME = "/usr/bin/time"
 
 
@@ -129,7 +131,7 @@ def tree_size(path: Path) -> tuple[int, int]:
     for dirpath, _, names in os.walk(path):
         for n in names:
             count += 1
-            total += os.lstat(os.path.join(dirpath, n)).st_size
+            total += os.stat(os.path.join(dirpath, n)).st_size
     return count, total
 
 
@@ -146,8 +148,6 @@ class Server:
         self.binary = binary
         self.data_dir = data_dir
         self.env = env
-        if data_dir.exists():
-            shutil.rmtree(data_dir)
         data_dir.mkdir(parents=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -198,11 +198,18 @@ class Bench:
         self.env.update({"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1", "GIT_TERMINAL_PROMPT": "0"})
         self.env.pop("LODE_TOKEN", None)
         self.results: dict[tuple[str, str, str], Measure] = {}
+        self.failed_chains: dict[tuple[str, str], str] = {}
         self.references: list[tuple[str, str, float]] = []
         self.server: Server | None = None
         self.tokens: dict[str, str] = {}
         self.trash = self.work / "trash"
-        self.empty_trash()
+        if self.empty_trash() and not args.small:
+            # Without a journal, ext4 will not reuse an inode freed less than a minute ago
+            # while its table block is cached, so creating files right after a mass delete
+            # crawls through the inode bitmaps; let the freed inodes age out first.
+            print(f"waiting {SETTLE_SECONDS} s for the files just deleted to settle", flush=True)
+            os.sync()
+            time.sleep(SETTLE_SECONDS)
 
     def tool_cmd(self, tool: str) -> str:
         return self.lode if tool == "lode" else self.dvc
@@ -238,10 +245,13 @@ class Bench:
         self.trash.mkdir(parents=True, exist_ok=True)
         os.rename(path, self.trash / f"{len(os.listdir(self.trash)):06d}-{path.name}")
 
-    def empty_trash(self) -> None:
-        if self.trash.exists():
-            subprocess.run(["chmod", "-R", "u+w", str(self.trash)], check=False)
-            shutil.rmtree(self.trash)
+    def empty_trash(self) -> bool:
+        """Deletes what earlier steps and runs set aside; says whether there was any."""
+        if not self.trash.exists():
+            return False
+        subprocess.run(["chmod", "-R", "u+w", str(self.trash)], check=False)
+        shutil.rmtree(self.trash)
+        return True
 
     def reset_tracking(self, repo: Path) -> None:
         for p in [repo / ".dvc" / "cache", repo / ".dvc" / "tmp", repo / ".site-cache"]:
@@ -257,8 +267,8 @@ class Bench:
 
     def configure_local_remote(self, tool: str, repo: Path, workload: str, run: int) -> None:
         remote = self.work / "remotes" / f"{tool}-{workload}"
-        if remote.exists() and run == 0:
-            shutil.rmtree(remote)
+        if run == 0:
+            self.discard(remote)
         remote.mkdir(parents=True, exist_ok=True)
         sh([self.dvc, "remote", "add", "-f", "-d", "local", str(remote)], repo, self.env)
 
@@ -274,9 +284,21 @@ class Bench:
 
     # -- measurement -------------------------------------------------------
 
-    def measure(self, key: tuple[str, str, str], cmd: list[str], cwd: Path) -> None:
+    def measure(
+        self, key: tuple[str, str, str], cmd: list[str], cwd: Path, restores: Path | None = None
+    ) -> None:
+        """Times cmd; with restores, the workspace data must then match that source tree.
+
+        Commands run without -q, since DVC's -q also silences its error messages; their
+        output is discarded. A failed step fails the rest of the tool's chain on that workload
+        (a push that failed leaves nothing to pull), so no cell times a command with no work.
+        """
         m = self.results.setdefault(key, Measure())
         if m.error:
+            return
+        chain = (key[0], key[2])
+        if chain in self.failed_chains:
+            m.error = f"skipped: {self.failed_chains[chain]} failed before it"
             return
         # Flush what the set-up wrote (copied workspaces, deleted caches) before the clock
         # starts: a tool that makes its cache durable (fsync/syncfs) would otherwise also pay
@@ -286,8 +308,16 @@ class Bench:
             secs, rss = run_timed(cmd, cwd, self.env)
         except BenchError as e:
             m.error = str(e).splitlines()[0][:200]
+            self.failed_chains[chain] = key[1]
             print(f"  {key}: FAILED {e}", file=sys.stderr)
             return
+        if restores is not None:
+            got, want = tree_size(cwd / "data"), tree_size(restores / "data")
+            if got != want:
+                m.error = f"restored {got[0]} files, {got[1]} bytes; expected {want[0]}, {want[1]}"
+                self.failed_chains[chain] = key[1]
+                print(f"  {key}: FAILED {m.error}", file=sys.stderr)
+                return
         m.seconds.append(secs)
         m.rss_kib = max(m.rss_kib, rss)
         print(f"  {key[2]:5} {key[1]:13} {secs:8.3f} s  {rss / 1024:7.1f} MiB", flush=True)
@@ -307,7 +337,7 @@ class Bench:
             for _ in range(runs):
                 for tool in tools:
                     self.reset_tracking(repos[tool])
-                    self.measure((workload, "add", tool), [self.tool_cmd(tool), "add", "-q", "data"], repos[tool])
+                    self.measure((workload, "add", tool), [self.tool_cmd(tool), "add", "data"], repos[tool])
                 if workload == "big":
                     # The target for adding a large file is relative to md5sum: time it between
                     # the adds, on the same (page-cached) file.
@@ -331,7 +361,9 @@ class Bench:
             for _ in range(runs):
                 for tool in tools:
                     self.remove_workspace_data(repos[tool])
-                    self.measure((workload, "checkout", tool), [self.tool_cmd(tool), "checkout", "-q"], repos[tool])
+                    self.measure(
+                        (workload, "checkout", tool), [self.tool_cmd(tool), "checkout"], repos[tool], source
+                    )
         for tool in tools:
             cmd = self.tool_cmd(tool)
             repo = repos[tool]
@@ -341,26 +373,31 @@ class Bench:
                     remote = self.work / "remotes" / f"{tool}-{workload}"
                     self.discard(remote)
                     remote.mkdir(parents=True)
-                    self.measure((workload, "push-local", tool), [cmd, "push", "-q"], repo)
+                    self.measure((workload, "push-local", tool), [cmd, "push"], repo)
                     if "pull-local" in ops:
                         self.remove_cache(repo)
                         self.remove_workspace_data(repo)
-                        self.measure((workload, "pull-local", tool), [cmd, "pull", "-q"], repo)
+                        self.measure((workload, "pull-local", tool), [cmd, "pull"], repo, source)
             if self.server and ({"push-http", "pull-http", "status-cloud"} & set(ops)):
                 for run in range(runs):
                     self.configure_http_remote(tool, repo, workload, run)
-                    self.measure((workload, "push-http", tool), [cmd, "push", "-q"], repo)
+                    self.measure((workload, "push-http", tool), [cmd, "push"], repo)
                     if "status-cloud" in ops:
                         self.measure((workload, "status-cloud", tool), [cmd, "status", "-c"], repo)
                     if "pull-http" in ops:
                         self.remove_cache(repo)
                         self.remove_workspace_data(repo)
-                        self.measure((workload, "pull-http", tool), [cmd, "pull", "-q"], repo)
+                        self.measure((workload, "pull-http", tool), [cmd, "pull"], repo, source)
         self.physical_references(workload, source)
 
-    def reference(self, workload: str, name: str, cmd: list[str], cwd: Path) -> None:
+    def reference(
+        self, workload: str, name: str, cmd: list[str], cwd: Path, clear: Path | None = None
+    ) -> None:
+        """Times cmd N times; clear, when given, is moved aside before each run."""
         times = []
         for _ in range(self.args.runs):
+            if clear is not None:
+                self.discard(clear)
             os.sync()
             secs, _ = run_timed(cmd, cwd, self.env)
             times.append(secs)
@@ -387,9 +424,7 @@ class Bench:
                     )
         if workload == "many":
             dest = self.work / "cp-many"
-            if dest.exists():
-                shutil.rmtree(dest)
-            self.reference(workload, "cp -r many folder", ["sh", "-c", f"rm -rf '{dest}' && cp -r '{data}' '{dest}'"], source)
+            self.reference(workload, "cp -r many folder", ["cp", "-r", str(data), str(dest)], source, clear=dest)
 
     def big_object_url(self, source: Path, token: str) -> str | None:
         assert self.server is not None
@@ -511,6 +546,7 @@ def main() -> int:
 
     bench = Bench(args)
     if {"push-http", "pull-http", "status-cloud"} & set(args.ops):
+        bench.discard(bench.work / "server-data")
         bench.server = Server(bench.lode_server, bench.work / "server-data", bench.env)
     try:
         for w in args.workloads:
