@@ -115,3 +115,14 @@ impl Default for Scratch {
         Scratch::new()
     }
 }
+
+/// Fails when a `*.tmp` file (an object not yet committed) is left anywhere under dir.
+pub fn assert_no_temp_files(dir: &Path) {
+    let stray: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(stray.is_empty(), "temp files left behind: {stray:?}");
+}

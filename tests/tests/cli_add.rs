@@ -4,7 +4,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use lode_e2e::digest::md5_hex;
-use lode_e2e::repo::Scratch;
+use lode_e2e::repo::{assert_no_temp_files, Scratch};
 
 fn repo() -> Scratch {
     let s = Scratch::git();
@@ -329,12 +329,7 @@ fn add_leaves_no_temp_files_and_is_repeatable() {
     let first = s.read_string("many.dvc");
     s.lode(&["add", "many"]).ok();
     assert_eq!(s.read_string("many.dvc"), first);
-    let stray: Vec<_> = walkdir::WalkDir::new(s.join(".dvc/cache"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-        .collect();
-    assert!(stray.is_empty(), "{stray:?}");
+    assert_no_temp_files(&s.join(".dvc/cache"));
 }
 
 #[test]

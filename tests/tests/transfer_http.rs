@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lode_e2e::digest::md5_hex;
-use lode_e2e::repo::{Run, Scratch};
+use lode_e2e::repo::{assert_no_temp_files, Run, Scratch};
 use lode_e2e::server::{object_path, Server};
 use lode_e2e::{bins, dvc};
 
@@ -81,16 +81,6 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-fn no_temp_files(dir: &Path) {
-    let stray: Vec<String> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-        .map(|e| e.path().display().to_string())
-        .collect();
-    assert!(stray.is_empty(), "temp files left behind: {stray:?}");
-}
-
 fn write_dataset(s: &Scratch) {
     s.write("data/plain.txt", "hello\n");
     s.write("data/with space/é日本.txt", "unicode\n");
@@ -149,7 +139,7 @@ fn round_trip_files_and_directories() {
         std::fs::read(c.path().join("w/single file.csv")).unwrap(),
         b"a,b\r\n1,2\r\n"
     );
-    no_temp_files(&c.path().join("w/.dvc/cache"));
+    assert_no_temp_files(&c.path().join("w/.dvc/cache"));
     assert_eq!(
         run_in(&c, &["pull"]).ok().stdout,
         "Everything is up to date.\n"
@@ -275,7 +265,7 @@ fn server_down_is_one_line_and_leaves_nothing_behind() {
     let pull = run_in(&c, &["pull"]);
     assert_eq!(pull.code, 1);
     assert!(!c.path().join("w/f.txt").exists());
-    no_temp_files(&c.path().join("w/.dvc"));
+    assert_no_temp_files(&c.path().join("w/.dvc"));
 }
 
 #[test]

@@ -874,6 +874,15 @@ mod tests {
         Cache::new(dir.join("cache"), vec![LinkType::Copy], false)
     }
 
+    fn entries_where(root: &Path, keep: impl Fn(&walkdir::DirEntry) -> bool) -> Vec<PathBuf> {
+        walkdir::WalkDir::new(root)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| keep(e))
+            .map(|e| e.into_path())
+            .collect()
+    }
+
     #[test]
     fn stages_and_commits_read_only() {
         let d = tempfile::tempdir().unwrap();
@@ -921,11 +930,7 @@ mod tests {
             r,
             Err(CacheError::Hash(HashError::Changed { .. }))
         ));
-        let objects: Vec<_> = walkdir::WalkDir::new(d.path().join("cache"))
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .collect();
+        let objects = entries_where(&d.path().join("cache"), |e| e.file_type().is_file());
         assert!(objects.is_empty(), "{objects:?}");
     }
 
@@ -1033,11 +1038,9 @@ mod tests {
         });
         assert!(r.is_err());
         assert!(!c.contains(&extra, HashKind::Md5));
-        let stray: Vec<_> = walkdir::WalkDir::new(c.root())
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-            .collect();
+        let stray = entries_where(c.root(), |e| {
+            e.file_name().to_string_lossy().ends_with(".tmp")
+        });
         assert!(stray.is_empty(), "{stray:?}");
     }
 

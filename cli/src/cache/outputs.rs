@@ -280,17 +280,7 @@ impl Outputs {
                 }
                 oids.push(oid);
             }
-            let manifest = Manifest::new(
-                tree.files
-                    .iter()
-                    .zip(&oids)
-                    .map(|(f, oid)| Entry {
-                        relpath: f.rel.clone(),
-                        oid: *oid,
-                    })
-                    .collect(),
-            );
-            let bytes = manifest.to_json();
+            let bytes = manifest_of(&tree, &oids).to_json();
             let dir_oid = ObjectId::from_digest(crate::hash::md5_bytes(&bytes), true);
             // Handed over last, so the directory object appears only after all its entries.
             committer.push(self.cache.stage_bytes(dir_oid, kind, &bytes)?);
@@ -384,17 +374,21 @@ fn dir_found(hd: &HashedDir) -> Found {
     }
 }
 
-fn finish_dir(tree: Tree, oids: Vec<ObjectId>) -> HashedDir {
-    let manifest = Manifest::new(
+fn manifest_of(tree: &Tree, oids: &[ObjectId]) -> Manifest {
+    Manifest::new(
         tree.files
             .iter()
-            .zip(&oids)
+            .zip(oids)
             .map(|(f, oid)| Entry {
                 relpath: f.rel.clone(),
                 oid: *oid,
             })
             .collect(),
-    );
+    )
+}
+
+fn finish_dir(tree: Tree, oids: Vec<ObjectId>) -> HashedDir {
+    let manifest = manifest_of(&tree, &oids);
     HashedDir {
         tree,
         oids,
