@@ -211,6 +211,14 @@ class Bench:
             os.sync()
             time.sleep(SETTLE_SECONDS)
 
+    def runs(self, workload: str) -> int:
+        return self.args.runs_for.get(workload, self.args.runs)
+
+    def runs_summary(self) -> str:
+        text = f"{self.args.runs} run(s)"
+        special = [f"{w}: {n}" for w, n in self.args.runs_for.items() if w in self.args.workloads]
+        return text + (f" ({', '.join(special)})" if special else "")
+
     def tool_cmd(self, tool: str) -> str:
         return self.lode if tool == "lode" else self.dvc
 
@@ -327,7 +335,7 @@ class Bench:
         print(f"== {workload}: generating {spec[0]} files (seed {self.args.seed})", flush=True)
         generate(workload, spec, self.args.seed, source)
         ops = self.args.ops
-        runs = self.args.runs
+        runs = self.runs(workload)
         tools = self.args.tools
         repos = {tool: self.fresh_repo(tool, workload, source) for tool in tools}
         # The local operations alternate between the tools run by run, so that both meet the
@@ -395,7 +403,7 @@ class Bench:
     ) -> None:
         """Times cmd N times; clear, when given, is moved aside before each run."""
         times = []
-        for _ in range(self.args.runs):
+        for _ in range(self.runs(workload)):
             if clear is not None:
                 self.discard(clear)
             os.sync()
@@ -430,7 +438,7 @@ class Bench:
         assert self.server is not None
         out = sh(["md5sum", str(source / "data" / "big.bin")], source, self.env)
         md5 = out.split()[0]
-        project = f"lode-big-{self.args.runs - 1}"
+        project = f"lode-big-{self.runs('big') - 1}"
         return f"{self.server.url}/{project}/files/md5/{md5[:2]}/{md5[2:]}"
 
     # -- report ------------------------------------------------------------
@@ -470,7 +478,7 @@ class Bench:
             f"- Machine: {self.machine()}",
             f"- Versions: {v['lode']}; {v['lode-server']}; {v['dvc']}; {v['git']}",
             f"- Command: `{command}`",
-            f"- Median of {self.args.runs} run(s) per cell; RSS is the peak resident set of the measured process.",
+            f"- Median of {self.runs_summary()} per cell; RSS is the peak resident set of the measured process.",
             "",
             "| workload | operation | lode (s) | lode RSS (MiB) | DVC (s) | DVC RSS (MiB) | lode/DVC time | DVC is slower by |",
             "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -516,6 +524,11 @@ def main() -> int:
     p.add_argument("--workloads", default="big,many,tiny", help="comma list of big, many, tiny")
     p.add_argument("--ops", default=",".join(OPERATIONS), help="comma list of " + ", ".join(OPERATIONS))
     p.add_argument("--runs", type=int, default=3, help="runs per measurement (median is reported)")
+    p.add_argument(
+        "--runs-for",
+        default="",
+        help="per-workload runs overriding --runs, e.g. tiny=1 (DVC takes minutes per tiny step)",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--workdir", default=str(ROOT / "bench" / "work"))
     p.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
@@ -540,6 +553,13 @@ def main() -> int:
             p.error(f"unknown tool '{t}'")
     if args.runs < 1:
         p.error("--runs must be at least 1")
+    runs_for: dict[str, int] = {}
+    for item in filter(None, args.runs_for.split(",")):
+        name, _, n = item.partition("=")
+        if name not in WORKLOADS or not n.isdigit() or int(n) < 1:
+            p.error(f"--runs-for takes WORKLOAD=N with N at least 1, not '{item}'")
+        runs_for[name] = int(n)
+    args.runs_for = runs_for
     sizes = SMALL_WORKLOADS if args.small else WORKLOADS
     if not os.access(GNU_TIME, os.X_OK):
         p.error(f"{GNU_TIME} (GNU time) is needed to measure peak memory: apt-get install time")
