@@ -49,26 +49,38 @@ pub struct FsStore {
     max_size: u64,
     /// The queue of the group-commit thread, started by the first commit.
     group: OnceLock<GroupQueue>,
+    /// Descriptors for filesystem-wide flushes (see `sync_filesystem`), one for the group
+    /// commits and one for bulk commits, opened with the store: `syncfs` reports a writeback
+    /// error once to each descriptor opened before it happened, so a descriptor opened just
+    /// for the call would miss an error from the background writeback of a batch's data.
+    group_sync: File,
+    bulk_sync: File,
 }
 
 impl FsStore {
     /// Opens the store under `data`, creating its folders. `max_size` caps a single object.
     pub fn open(data: &Path, max_size: u64) -> StoreResult<Arc<FsStore>> {
-        let store = FsStore {
-            blobs: data.join("blobs"),
-            tmp: data.join("tmp"),
-            quarantine: data.join("quarantine"),
-            max_size,
-            group: OnceLock::new(),
-        };
+        let blobs = data.join("blobs");
+        let tmp = data.join("tmp");
         for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
-            let dir = store.blobs.join(kind.as_str());
+            let dir = blobs.join(kind.as_str());
             fs::create_dir_all(&dir)
                 .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         }
-        fs::create_dir_all(&store.tmp)
-            .map_err(|e| StoreError::io(format!("creating {}", store.tmp.display()), e))?;
-        Ok(Arc::new(store))
+        fs::create_dir_all(&tmp)
+            .map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+        let open_dir = |dir: &Path| {
+            File::open(dir).map_err(|e| StoreError::io(format!("opening {}", dir.display()), e))
+        };
+        Ok(Arc::new(FsStore {
+            group_sync: open_dir(&blobs)?,
+            bulk_sync: open_dir(&blobs)?,
+            quarantine: data.join("quarantine"),
+            blobs,
+            tmp,
+            max_size,
+            group: OnceLock::new(),
+        }))
     }
 
     /// Deletes uploads left behind by a crash. Only safe when no server is running on this
@@ -366,25 +378,73 @@ fn flush_side_by_side<T: Send + Sync + 'static>(
 }
 
 /// A batch of at least this many new blobs is made durable with one filesystem-wide flush for
-/// the data and one for the renames, instead of a flush per file and per folder. Each of those
-/// is a device cache flush plus a few scattered writes; for thousands of small files (a pack)
-/// they cost far more than writing the filesystem's dirty blocks once, even though `syncfs`
-/// also waits for other writers. Smaller batches (concurrent single uploads) keep per-file
-/// flushes, which never wait for a large upload's data.
+/// the data and one for the renames, instead of a flush per file and per folder, whatever else
+/// is being written: for thousands of small files (a pack) per-file flushes cost far more than
+/// writing the filesystem's dirty blocks once, even though `syncfs` also waits for other writers.
 const SYNCFS_MIN_FILES: usize = 256;
 
-/// Flushes every dirty page and inode of the filesystem holding `dir`.
-fn sync_filesystem(dir: &Path) -> StoreResult<()> {
+/// A group commit round with at least this many files (new data plus renames) flushes the
+/// whole filesystem when little else is waiting to be written (`FOREIGN_DIRTY_MAX`). Each
+/// per-file flush costs about 90 us of CPU here (a sync write of the inode, a device flush,
+/// two wake-ups), a file needs two (its data, its folder), while one `syncfs` and a flush cost
+/// about 250 us for the whole round; below this a round is cheaper, and answered sooner, by
+/// flushing its own files.
+const SYNCFS_MIN_ROUND: usize = 4;
+
+/// Bytes of other writers' data (system-wide dirty and writeback pages beyond the round's own)
+/// above which a round flushes its own files rather than the filesystem: `syncfs` would first
+/// write all of them, at the device's speed, while every upload of the round waits.
+const FOREIGN_DIRTY_MAX: u64 = 16 << 20;
+
+/// Flushes every dirty page and inode of the filesystem `handle` is on, then flushes the
+/// device once more: `syncfs` issues its device flush before writing the last dirty metadata
+/// blocks (on a filesystem without a journal, inode tables and folders among them), so those
+/// are only durable after the next flush. An fsync of the (clean) folder `handle` opens is
+/// that flush.
+fn sync_filesystem(handle: &File, what: &Path) -> StoreResult<()> {
     use std::os::fd::AsRawFd;
-    let context = || format!("flushing the filesystem of {}", dir.display());
-    let f = File::open(dir).map_err(|e| StoreError::io(context(), e))?;
-    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    let context = || format!("flushing the filesystem of {}", what.display());
+    // SAFETY: syncfs only reads the descriptor, which `handle` keeps open for the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(StoreError::io(context(), io::Error::last_os_error()));
+    }
+    handle.sync_all().map_err(|e| StoreError::io(context(), e))
+}
+
+/// Reports a writeback error of `file`'s data since it was opened, without writing or
+/// flushing anything (after a `syncfs` that wrote it). `syncfs` reports an error once per
+/// descriptor, possibly to a caller flushing other files; the file's own descriptor still
+/// has it.
+fn check_written(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor `file` keeps open; no memory is passed.
+    let rc =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WAIT_AFTER) };
     if rc == 0 {
         Ok(())
     } else {
-        Err(StoreError::io(context(), io::Error::last_os_error()))
+        Err(io::Error::last_os_error())
     }
+}
+
+/// Bytes of page-cache data waiting to be written system-wide (`Dirty` plus `Writeback` in
+/// `/proc/meminfo`); `None` when unknown.
+fn unwritten_bytes() -> Option<u64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let mut total = 0u64;
+    let mut found = 0;
+    for line in text.lines() {
+        let Some(rest) = line
+            .strip_prefix("Dirty:")
+            .or_else(|| line.strip_prefix("Writeback:"))
+        else {
+            continue;
+        };
+        let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        total = total.saturating_add(kib.saturating_mul(1024));
+        found += 1;
+    }
+    (found == 2).then_some(total)
 }
 
 /// Renames `from` to `to` unless `to` exists: true when moved, false when `to` was there.
@@ -512,75 +572,98 @@ fn store_closed() -> StoreError {
     StoreError::io("committing", io::Error::other("the store was closed"))
 }
 
-/// Group commit, the same two steps as `commit_many_blocking` on two threads. The flushing
-/// thread takes every commit waiting at that moment and puts the batch's data on disk; the
-/// placing thread takes every flushed batch waiting, renames them into place, syncs each
-/// folder once, then answers them all. Uploads finishing while a batch is on disk queue up for
-/// the next one, and one batch's data flush overlaps the folder syncs of the one before, so
-/// the number of flushes grows with batches, not with uploads.
+/// A new blob's data in `tmp/`, not yet flushed: its size, and its file still open when the
+/// stage kept it.
+type NewTemp = (BlobKey, u64, tempfile::TempPath, Option<File>);
+
+/// Group commit, in rounds on one thread. A round takes every commit waiting at that moment,
+/// renames the blobs whose data the previous round made durable into place, and makes both
+/// those names and the new blobs' data durable with one flush; the names are answered then,
+/// and the new blobs are placed by the next round. Uploads finishing while a round flushes
+/// queue up for the next one, so the number of flushes grows with rounds, not with uploads,
+/// and a blob's name is never durable before its data (its rename waits for the next round).
 fn group_commits(store: Weak<FsStore>, rx: std_mpsc::Receiver<(Staged, GroupReply)>) {
-    let (placing, flushed) = std_mpsc::channel::<(Flushed, Vec<(BlobKey, GroupReply)>)>();
-    let placer_store = store.clone();
-    let placer = move || {
-        while let Ok(first) = flushed.recv() {
-            let (mut temps, mut replies) = first;
-            while let Ok((t, r)) = flushed.try_recv() {
-                temps.extend(t);
-                replies.extend(r);
+    // Blobs whose data is durable, to be placed by the next round, and their callers.
+    let mut flushed: Flushed = Vec::new();
+    let mut flushed_replies: Vec<(BlobKey, GroupReply)> = Vec::new();
+    loop {
+        let mut batch = Vec::new();
+        // With nothing to place, wait for work; otherwise place at once.
+        if flushed_replies.is_empty() {
+            match rx.recv() {
+                Ok(first) => batch.push(first),
+                Err(_) => return,
             }
-            let result = match placer_store.upgrade() {
-                Some(store) => store.place_flushed(temps),
-                None => Err(store_closed()),
-            };
-            answer_all(replies, &result);
         }
-    };
-    // Without a second thread, the flushing thread places each batch itself.
-    let placing = match std::thread::Builder::new()
-        .name("lode-place".into())
-        .spawn(placer)
-    {
-        Ok(_) => Some(placing),
-        Err(e) => {
-            tracing::warn!("cannot start the placing thread ({e}); committing in one step");
-            None
-        }
-    };
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
         while batch.len() < GROUP_MAX {
             match rx.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
-        let (staged, replies): (Vec<Staged>, Vec<GroupReply>) = batch.into_iter().unzip();
-        let replies: Vec<(BlobKey, GroupReply)> =
-            staged.iter().map(|s| s.key).zip(replies).collect();
-        let Some(s) = store.upgrade() else {
-            answer_all(replies, &Err(store_closed()));
-            continue;
-        };
-        let temps = match s.flush_staged(staged) {
-            Ok(t) => t,
-            Err(e) => {
-                answer_all(replies, &Err(e));
-                continue;
-            }
-        };
-        match &placing {
-            Some(p) => {
-                if let Err(std_mpsc::SendError((temps, replies))) = p.send((temps, replies)) {
-                    let result = s.place_flushed(temps);
-                    answer_all(replies, &result);
+        let mut new: Vec<NewTemp> = Vec::new();
+        let mut new_replies = Vec::new();
+        // Uploads of blobs that already existed: their blob may have been renamed by a round
+        // (or a bulk commit) a moment ago; rounds and bulk placements take turns and flush
+        // before they end, so the end of this round's turn is the answer.
+        let mut existing_replies = Vec::new();
+        for (staged, reply) in batch {
+            match staged.inner {
+                StagedInner::Temp { path, unflushed } => {
+                    new.push((staged.key, staged.size, path, unflushed));
+                    new_replies.push((staged.key, reply));
                 }
+                StagedInner::Existing => existing_replies.push((staged.key, reply)),
             }
-            None => {
-                let result = s.place_flushed(temps);
-                answer_all(replies, &result);
+        }
+        let placing = std::mem::take(&mut flushed);
+        let mut answered = std::mem::take(&mut flushed_replies);
+        answered.extend(existing_replies);
+        let result = match store.upgrade() {
+            Some(s) => s.commit_round(placing, new),
+            None => Err(store_closed()),
+        };
+        match result {
+            Ok(temps) => {
+                answer_all(answered, &Ok(()));
+                flushed = temps;
+                flushed_replies = new_replies;
+            }
+            Err(e) => {
+                // The new blobs' temp files were dropped with the round: nothing is placed.
+                let e = Err(e);
+                answer_all(answered, &e);
+                answer_all(new_replies, &e);
             }
         }
     }
+}
+
+/// One flush of a group commit round made file by file.
+enum RoundFlush {
+    /// A renamed blob's folder.
+    Folder(PathBuf),
+    /// A new blob's data, with its file when still open.
+    Data(BlobKey, tempfile::TempPath, Option<File>),
+}
+
+impl RoundFlush {
+    fn flush(&self) -> StoreResult<()> {
+        match self {
+            RoundFlush::Folder(dir) => sync_folder(dir),
+            RoundFlush::Data(key, temp, unflushed) => match unflushed {
+                Some(f) => f.sync_data(),
+                None => File::open(temp).and_then(|f| f.sync_data()),
+            }
+            .map_err(|e| write_err(*key, e)),
+        }
+    }
+}
+
+fn sync_folder(dir: &Path) -> StoreResult<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
 }
 
 impl FsStore {
@@ -793,11 +876,65 @@ impl FsStore {
         }
     }
 
-    /// First step of a batch commit: every new blob's data on disk. Per-file flushes rather
-    /// than syncfs, which would also wait for every other writer on the filesystem. They run
-    /// side by side: with a journal, flushes arriving together share one journal commit;
-    /// without one, each is a device flush and the device serves many at once. Only files in
-    /// `tmp/` are touched, so batches need not take turns here.
+    /// One group commit round (see `group_commits`): renames `placing` into place, then makes
+    /// those names and the data of `new` durable together; returns the new blobs, ready for the
+    /// next round. An error fails the whole round, and the new blobs are dropped.
+    fn commit_round(&self, placing: Flushed, new: Vec<NewTemp>) -> StoreResult<Flushed> {
+        // Rounds take turns with bulk placements: a caller that found its blob already present
+        // waits for the turn that may have just put it there.
+        let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
+        let placed_files = placing.len();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (key, temp) in placing {
+            if let Some(dir) = self.place(key, temp)? {
+                dirs.push(dir);
+            }
+        }
+        if dirs.is_empty() && new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let files = placed_files + new.len();
+        let whole_filesystem = files >= SYNCFS_MIN_FILES
+            || (files >= SYNCFS_MIN_ROUND && {
+                let own: u64 = new.iter().map(|(_, size, _, _)| *size).sum();
+                unwritten_bytes().is_some_and(|b| b.saturating_sub(own) <= FOREIGN_DIRTY_MAX)
+            });
+        if whole_filesystem {
+            sync_filesystem(&self.group_sync, &self.blobs)?;
+            for (key, _, _, file) in &new {
+                if let Some(f) = file {
+                    check_written(f).map_err(|e| write_err(*key, e))?;
+                }
+            }
+            return Ok(new.into_iter().map(|(k, _, p, _)| (k, p)).collect());
+        }
+        // Each file's data and each folder flushed on its own, side by side: with a journal,
+        // flushes arriving together share one journal commit; without one, each is a device
+        // flush and the device serves many at once. A file's first flush also reports any
+        // writeback error its descriptor has not seen.
+        dirs.sort();
+        dirs.dedup();
+        let jobs: Vec<RoundFlush> = dirs
+            .into_iter()
+            .map(RoundFlush::Folder)
+            .chain(
+                new.into_iter()
+                    .map(|(k, _, p, f)| RoundFlush::Data(k, p, f)),
+            )
+            .collect();
+        let (jobs, flushed) = flush_side_by_side(jobs, RoundFlush::flush);
+        flushed?;
+        Ok(jobs
+            .into_iter()
+            .filter_map(|j| match j {
+                RoundFlush::Data(k, p, _) => Some((k, p)),
+                RoundFlush::Folder(_) => None,
+            })
+            .collect())
+    }
+
+    /// First step of a bulk commit: every new blob's data on disk. Only files in `tmp/` are
+    /// touched, so this need not take turns.
     fn flush_staged(&self, staged: Vec<Staged>) -> StoreResult<Flushed> {
         let temps: Vec<(BlobKey, tempfile::TempPath, Option<File>)> = staged
             .into_iter()
@@ -807,7 +944,12 @@ impl FsStore {
             })
             .collect();
         if temps.len() >= SYNCFS_MIN_FILES {
-            sync_filesystem(&self.tmp)?;
+            sync_filesystem(&self.bulk_sync, &self.tmp)?;
+            for (key, _, file) in &temps {
+                if let Some(f) = file {
+                    check_written(f).map_err(|e| write_err(*key, e))?;
+                }
+            }
             return Ok(temps.into_iter().map(|(k, p, _)| (k, p)).collect());
         }
         let (temps, flushed) = flush_side_by_side(temps, |(key, temp, unflushed)| {
@@ -822,10 +964,7 @@ impl FsStore {
     }
 
     /// Second step: renames flushed blobs into place and syncs each affected folder once.
-    /// Batches take turns, even empty ones: one batch's renames landing in the folders another
-    /// batch is syncing would make every folder sync commit the journal again, and a caller
-    /// that found its blob already present waits here for the batch that may have just put it
-    /// there.
+    /// Takes turns with other placements (see `commit_round`).
     fn place_flushed(&self, temps: Flushed) -> StoreResult<()> {
         let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
         let whole_filesystem = temps.len() >= SYNCFS_MIN_FILES;
@@ -836,16 +975,11 @@ impl FsStore {
             }
         }
         if whole_filesystem {
-            return sync_filesystem(&self.blobs);
+            return sync_filesystem(&self.bulk_sync, &self.blobs);
         }
         dirs.sort();
         dirs.dedup();
-        flush_side_by_side(dirs, |dir| {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| StoreError::io(format!("syncing {}", dir.display()), e))
-        })
-        .1
+        flush_side_by_side(dirs, |dir| sync_folder(dir)).1
     }
 
     fn group_queue(self: &Arc<Self>) -> &GroupQueue {
