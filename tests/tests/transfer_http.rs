@@ -636,3 +636,142 @@ fn legacy_objects_round_trip() {
         .join("w/.dvc/cache/e5/ebd4c02cefbe7955977c67ada242b7")
         .is_file());
 }
+
+#[test]
+fn tls_failure_is_one_line_naming_the_remote() {
+    let server = Server::start();
+    let token = server.project_with_token("tls", "write");
+    // The server speaks plain HTTP, so the TLS handshake fails.
+    let url = server.project_url("tls").replacen("http://", "https://", 1);
+    let s = lode_repo(&url, &token);
+    s.write("f.txt", "tls\n");
+    s.lode(&["add", "f.txt"]).ok();
+    commit_all(&s);
+    for args in [&["push"][..], &["status", "-c"][..]] {
+        let run = s.lode(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stdout);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains("remote 'storage'"), "{}", run.stderr);
+        assert!(!run.stderr.contains(&token));
+    }
+    assert!(server.stored_files().is_empty());
+    let c = clone_of(&s);
+    let pull = run_in(&c, &["pull"]);
+    assert_eq!(pull.code, 1);
+    assert!(pull.stderr.contains("remote 'storage'"), "{}", pull.stderr);
+    assert!(!c.path().join("w/f.txt").exists());
+    assert_no_temp_files(&c.path().join("w/.dvc"));
+}
+
+#[test]
+fn object_over_the_server_limit_is_refused_with_413() {
+    let server = Server::start_with_env(&[("LODE_MAX_OBJECT_SIZE", "1M")]);
+    let token = server.project_with_token("limit", "write");
+    let s = lode_repo(&server.project_url("limit"), &token);
+    s.write("small.txt", "fits\n");
+    s.write("large.bin", vec![7u8; 3 << 20]);
+    s.lode(&["add", "small.txt", "large.bin"]).ok();
+    let push = s.lode(&["push"]);
+    assert_eq!(push.code, 1, "{}", push.stdout);
+    assert!(push.stderr.contains("413"), "{}", push.stderr);
+    assert!(push.stderr.contains("remote 'storage'"), "{}", push.stderr);
+    let large = md5_hex(&vec![7u8; 3 << 20]);
+    assert!(push.stderr.contains(&large), "{}", push.stderr);
+    // What fits was still stored; the refused object left nothing behind.
+    let stored = server.stored_files();
+    assert!(stored.iter().any(|p| p.ends_with(&md5_hex(b"fits\n")[2..])));
+    assert!(
+        !stored.iter().any(|p| p.ends_with(&large[2..])),
+        "{stored:?}"
+    );
+}
+
+/// A server that answers 503 to everything and logs each request line to the file it is given.
+const FAILING_SERVER: &str = r#"
+import http.server, sys
+log = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def fail(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                n = int(self.rfile.readline().strip(), 16)
+                self.rfile.read(n + 2)
+                if n == 0:
+                    break
+        else:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with open(log, "a") as f:
+            f.write(f"{self.command} {self.path}\n")
+        body = b"unavailable"
+        self.send_response(503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    do_GET = do_HEAD = do_POST = do_PUT = fail
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// Kills the process it holds when dropped, even when a test fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn server_errors_are_retried_then_reported_in_one_line() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = Scratch::new();
+    let log = dir.join("requests.log");
+    let mut child = KillOnDrop(
+        Command::new("python3")
+            .args(["-c", FAILING_SERVER])
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut port = String::new();
+    BufReader::new(child.0.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("port");
+    let url = format!("http://127.0.0.1:{}/p", port.trim());
+    let s = Scratch::git();
+    s.lode(&["init", "-q"]).ok();
+    s.lode(&["remote", "add", "-d", "storage", &url]).ok();
+    s.write(".dvc/config.local", "");
+    s.write("f.txt", "retry me\n");
+    s.lode(&["add", "f.txt"]).ok();
+    commit_all(&s);
+    let push = s.lode(&["push"]);
+    let c = clone_of(&s);
+    let pull = run_in(&c, &["pull"]);
+    drop(child);
+    // As DVC does: first one line for the object, naming it and the remote, then a summary.
+    let oid = md5_hex(b"retry me\n");
+    for run in [&push, &pull] {
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        let first = run.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("remote 'storage'") && first.contains(&oid) && first.contains("503"),
+            "{}",
+            run.stderr
+        );
+    }
+    // Each object request was tried more than once before giving up.
+    let requests = std::fs::read_to_string(&log).unwrap_or_default();
+    let tries = requests.lines().filter(|l| l.contains(&oid[2..])).count();
+    assert!(tries >= 2 * 3, "{requests}");
+    assert!(!c.path().join("w/f.txt").exists());
+    assert_no_temp_files(&c.path().join("w/.dvc"));
+}
