@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -39,7 +40,7 @@ const GROUP_MAX: usize = 256;
 
 type GroupReply = oneshot::Sender<StoreResult<()>>;
 /// New blobs whose data is on disk, not yet in place.
-type Flushed = Vec<(BlobKey, tempfile::TempPath)>;
+type Flushed = Vec<(BlobKey, TempBlob)>;
 type GroupQueue = std_mpsc::Sender<(Staged, GroupReply)>;
 
 pub struct FsStore {
@@ -55,6 +56,9 @@ pub struct FsStore {
     /// for the call would miss an error from the background writeback of a batch's data.
     group_sync: File,
     bulk_sync: File,
+    /// How uploads' unnamed files are linked; `None` when uploads go to named files (see
+    /// `TempBlob`).
+    unnamed_temps: Option<LinkWay>,
 }
 
 impl FsStore {
@@ -75,6 +79,7 @@ impl FsStore {
         Ok(Arc::new(FsStore {
             group_sync: open_dir(&blobs)?,
             bulk_sync: open_dir(&blobs)?,
+            unnamed_temps: unnamed_temps_way(&tmp),
             quarantine: data.join("quarantine"),
             blobs,
             tmp,
@@ -109,15 +114,220 @@ impl FsStore {
             .join(&name[2..])
     }
 
-    fn new_temp(&self) -> StoreResult<(File, tempfile::TempPath)> {
-        // Created read-only (the open handle can still write), as blobs stay once in place.
+    /// A new file in `tmp/` for an upload: unnamed where the filesystem allows (`O_TMPFILE`),
+    /// else named. Created read-only (the open handle can still write), as blobs stay once in
+    /// place.
+    fn new_temp(&self) -> StoreResult<(File, Option<tempfile::TempPath>)> {
+        let context = || format!("creating a file in {}", self.tmp.display());
+        if self.unnamed_temps.is_some() {
+            return create_unnamed(&self.tmp)
+                .map(|f| (f, None))
+                .map_err(|e| StoreError::io(context(), e));
+        }
         let tmp = tempfile::Builder::new()
             .prefix("upload-")
             .suffix(".part")
             .permissions(fs::Permissions::from_mode(0o444))
             .tempfile_in(&self.tmp)
-            .map_err(|e| StoreError::io(format!("creating a file in {}", self.tmp.display()), e))?;
-        Ok(tmp.into_parts())
+            .map_err(|e| StoreError::io(context(), e))?;
+        let (file, path) = tmp.into_parts();
+        Ok((file, Some(path)))
+    }
+}
+
+impl FsStore {
+    fn link_way(&self) -> LinkWay {
+        self.unnamed_temps.unwrap_or(LinkWay::Proc)
+    }
+
+    /// Gives an unnamed temp file a name in `tmp/` (a named one is returned as it is): its
+    /// link count then reaches the disk with its data's flush, and it can be closed.
+    fn name_in_tmp(&self, key: BlobKey, temp: TempBlob) -> StoreResult<TempBlob> {
+        let TempBlob::Unnamed(file) = temp else {
+            return Ok(temp);
+        };
+        let context = || format!("naming {key} in {}", self.tmp.display());
+        // The name's owner first, so that a name given is also taken away on failure.
+        let name = self
+            .tmp
+            .join(format!("upload-{}.part", uuid::Uuid::new_v4().simple()));
+        let path =
+            tempfile::TempPath::try_from_path(name).map_err(|e| StoreError::io(context(), e))?;
+        match link_unnamed(&file, &path, self.link_way()) {
+            Ok(true) => Ok(TempBlob::Named(path, Some(file))),
+            Ok(false) => {
+                // Not ours: it must not be deleted with `path`.
+                let _ = path.keep();
+                Err(StoreError::io(
+                    context(),
+                    io::Error::from(io::ErrorKind::AlreadyExists),
+                ))
+            }
+            Err(e) => Err(StoreError::io(context(), e)),
+        }
+    }
+}
+
+/// An unnamed file in `dir`, open for reading and writing, mode 0444.
+fn create_unnamed(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o444)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+}
+
+/// How an unnamed file is given a name.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LinkWay {
+    /// By the descriptor itself (`AT_EMPTY_PATH`): allowed unprivileged for a file the caller
+    /// opened since Linux 6.10, and spares a path lookup in `/proc`.
+    Descriptor,
+    /// Through `/proc/self/fd`, which needs no privilege on older kernels.
+    Proc,
+}
+
+/// Gives the unnamed file `file` the name `to` unless `to` exists: true when linked, false
+/// when `to` was there.
+fn link_unnamed(file: &File, to: &Path, way: LinkWay) -> io::Result<bool> {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let to = CString::new(to.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+    let fd = file.as_raw_fd();
+    let rc = match way {
+        // SAFETY: the empty path and `to` are valid NUL-terminated strings that outlive the
+        // call; `file` keeps `fd` open.
+        LinkWay::Descriptor => unsafe {
+            libc::linkat(
+                fd,
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        },
+        LinkWay::Proc => {
+            let from = CString::new(format!("/proc/self/fd/{fd}"))
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+            // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+            unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    from.as_ptr(),
+                    libc::AT_FDCWD,
+                    to.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            }
+        }
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// How uploads can be written to unnamed files in `dir` and then linked into place, if at all.
+fn unnamed_temps_way(dir: &Path) -> Option<LinkWay> {
+    let file = create_unnamed(dir).ok()?;
+    [LinkWay::Descriptor, LinkWay::Proc]
+        .into_iter()
+        .find(|way| {
+            let probe = dir.join(format!("probe-{}", uuid::Uuid::new_v4().simple()));
+            let linked = matches!(link_unnamed(&file, &probe, *way), Ok(true));
+            if linked {
+                let _ = fs::remove_file(&probe);
+            }
+            linked
+        })
+}
+
+/// A new blob's bytes before they are placed.
+///
+/// Unnamed files (`O_TMPFILE`) are the rule: creating one takes no lock on `tmp/` (a named
+/// file holds that folder's lock while the filesystem looks for a free inode, which on a busy
+/// ext4 without a journal can take a long time, and every other upload and the commit's
+/// renames wait for it), placing one locks only the blob's folder, and nothing of one remains
+/// when it is dropped or after a crash. Where the filesystem has none, named files in `tmp/`,
+/// deleted if dropped, emptied at start.
+pub(crate) enum TempBlob {
+    Unnamed(File),
+    /// The file's handle while it is kept open for the flush.
+    Named(tempfile::TempPath, Option<File>),
+}
+
+impl TempBlob {
+    /// `keep_open` keeps a named file's handle; an unnamed file is its handle.
+    fn new(file: File, name: Option<tempfile::TempPath>, keep_open: bool) -> TempBlob {
+        match name {
+            None => TempBlob::Unnamed(file),
+            Some(path) => TempBlob::Named(path, keep_open.then_some(file)),
+        }
+    }
+
+    /// The same file, its handle closed when it has a name.
+    fn without_handle(self) -> TempBlob {
+        match self {
+            TempBlob::Named(path, _) => TempBlob::Named(path, None),
+            unnamed => unnamed,
+        }
+    }
+
+    /// The file's handle when it is still open.
+    fn file(&self) -> Option<&File> {
+        match self {
+            TempBlob::Unnamed(f) | TempBlob::Named(_, Some(f)) => Some(f),
+            TempBlob::Named(_, None) => None,
+        }
+    }
+
+    /// Flushes the file's data (and the inode fields needed to read it) to the device.
+    fn sync_data(&self) -> io::Result<()> {
+        match self {
+            TempBlob::Unnamed(f) | TempBlob::Named(_, Some(f)) => f.sync_data(),
+            TempBlob::Named(path, None) => File::open(path).and_then(|f| f.sync_data()),
+        }
+    }
+
+    /// A reader of the bytes from the start.
+    fn reader(&self) -> io::Result<Box<dyn Read + Send>> {
+        match self {
+            TempBlob::Unnamed(f) => Ok(Box::new(io::BufReader::with_capacity(
+                64 * 1024,
+                ReadAt {
+                    file: f.try_clone()?,
+                    pos: 0,
+                },
+            ))),
+            TempBlob::Named(path, _) => Ok(Box::new(io::BufReader::with_capacity(
+                64 * 1024,
+                File::open(path)?,
+            ))),
+        }
+    }
+}
+
+/// Reads a file from its start with positioned reads, leaving the offset it shares with
+/// other handles alone.
+struct ReadAt {
+    file: File,
+    pos: u64,
+}
+
+impl Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 
@@ -209,10 +419,12 @@ impl LargeWriter {
         Ok(())
     }
 
-    /// Writes what is left and flushes the file's data and metadata to the device.
-    fn finish(mut self) -> io::Result<()> {
+    /// Writes what is left and flushes the file's data and metadata to the device; gives the
+    /// file back.
+    fn finish(mut self) -> io::Result<File> {
         self.flush_chunk()?;
-        self.file.sync_all()
+        self.file.sync_all()?;
+        Ok(self.file)
     }
 }
 
@@ -383,18 +595,63 @@ fn flush_side_by_side<T: Send + Sync + 'static>(
 /// writing the filesystem's dirty blocks once, even though `syncfs` also waits for other writers.
 const SYNCFS_MIN_FILES: usize = 256;
 
-/// A group commit round with at least this many files (new data plus renames) flushes the
-/// whole filesystem when little else is waiting to be written (`FOREIGN_DIRTY_MAX`). Each
-/// per-file flush costs about 90 us of CPU here (a sync write of the inode, a device flush,
-/// two wake-ups), a file needs two (its data, its folder), while one `syncfs` and a flush cost
-/// about 250 us for the whole round; below this a round is cheaper, and answered sooner, by
-/// flushing its own files.
-const SYNCFS_MIN_ROUND: usize = 4;
+/// A group commit round with at least this many files (new data plus renames) may flush the
+/// whole filesystem (see `SyncChoice`). Each per-file flush costs about 90 us of CPU here (a
+/// sync write of the inode, a device flush, two wake-ups), a file needs two (its data, its
+/// folder), while one `syncfs` and a flush cost about 250 us for the whole round. A round of
+/// one file is cheaper, and answered sooner, by flushing it alone.
+const SYNCFS_MIN_ROUND: usize = 2;
 
 /// Bytes of other writers' data (system-wide dirty and writeback pages beyond the round's own)
 /// above which a round flushes its own files rather than the filesystem: `syncfs` would first
-/// write all of them, at the device's speed, while every upload of the round waits.
-const FOREIGN_DIRTY_MAX: u64 = 16 << 20;
+/// write all of them, at the device's speed (about 200 MB/s here), while every upload of the
+/// round waits. Below it, the first round pays for what was waiting once, and later rounds
+/// only for what was written since.
+const FOREIGN_DIRTY_MAX: u64 = 128 << 20;
+
+/// A filesystem-wide flush taking longer than this means other writers keep the device busy
+/// with data of their own, which `syncfs` waits for and per-file flushes do not...
+const SLOW_SYNCFS: Duration = Duration::from_millis(250);
+/// ...so rounds flush file by file for this long before trying again.
+const SLOW_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a reading of the system's unwritten bytes is used: reading `/proc/meminfo` costs
+/// more than the rest of the choice, and the figure moves slowly.
+const UNWRITTEN_FRESH: Duration = Duration::from_millis(100);
+
+/// Chooses, round by round, between one filesystem-wide flush and per-file flushes.
+#[derive(Default)]
+struct SyncChoice {
+    unwritten: Option<(Instant, Option<u64>)>,
+    slow_at: Option<Instant>,
+}
+
+impl SyncChoice {
+    /// Whether a round of `files` files, `own` bytes of them new data, flushes the filesystem.
+    fn whole_filesystem(&mut self, files: usize, own: u64) -> bool {
+        if files >= SYNCFS_MIN_FILES {
+            return true;
+        }
+        if files < SYNCFS_MIN_ROUND || self.slow_at.is_some_and(|t| t.elapsed() < SLOW_BACKOFF) {
+            return false;
+        }
+        let unwritten = match self.unwritten {
+            Some((at, bytes)) if at.elapsed() < UNWRITTEN_FRESH => bytes,
+            _ => {
+                let bytes = unwritten_bytes();
+                self.unwritten = Some((Instant::now(), bytes));
+                bytes
+            }
+        };
+        unwritten.is_some_and(|b| b.saturating_sub(own) <= FOREIGN_DIRTY_MAX)
+    }
+
+    /// Records how long a filesystem-wide flush took.
+    fn took(&mut self, elapsed: Duration) {
+        if elapsed > SLOW_SYNCFS {
+            self.slow_at = Some(Instant::now());
+        }
+    }
+}
 
 /// Flushes every dirty page and inode of the filesystem `handle` is on, then flushes the
 /// device once more: `syncfs` issues its device flush before writing the last dirty metadata
@@ -572,9 +829,8 @@ fn store_closed() -> StoreError {
     StoreError::io("committing", io::Error::other("the store was closed"))
 }
 
-/// A new blob's data in `tmp/`, not yet flushed: its size, and its file still open when the
-/// stage kept it.
-type NewTemp = (BlobKey, u64, tempfile::TempPath, Option<File>);
+/// A new blob's data, not yet flushed, and its size.
+type NewTemp = (BlobKey, u64, TempBlob);
 
 /// Group commit, in rounds on one thread. A round takes every commit waiting at that moment,
 /// renames the blobs whose data the previous round made durable into place, and makes both
@@ -586,6 +842,7 @@ fn group_commits(store: Weak<FsStore>, rx: std_mpsc::Receiver<(Staged, GroupRepl
     // Blobs whose data is durable, to be placed by the next round, and their callers.
     let mut flushed: Flushed = Vec::new();
     let mut flushed_replies: Vec<(BlobKey, GroupReply)> = Vec::new();
+    let mut choice = SyncChoice::default();
     loop {
         let mut batch = Vec::new();
         // With nothing to place, wait for work; otherwise place at once.
@@ -609,8 +866,8 @@ fn group_commits(store: Weak<FsStore>, rx: std_mpsc::Receiver<(Staged, GroupRepl
         let mut existing_replies = Vec::new();
         for (staged, reply) in batch {
             match staged.inner {
-                StagedInner::Temp { path, unflushed } => {
-                    new.push((staged.key, staged.size, path, unflushed));
+                StagedInner::Temp(temp) => {
+                    new.push((staged.key, staged.size, temp));
                     new_replies.push((staged.key, reply));
                 }
                 StagedInner::Existing => existing_replies.push((staged.key, reply)),
@@ -620,7 +877,7 @@ fn group_commits(store: Weak<FsStore>, rx: std_mpsc::Receiver<(Staged, GroupRepl
         let mut answered = std::mem::take(&mut flushed_replies);
         answered.extend(existing_replies);
         let result = match store.upgrade() {
-            Some(s) => s.commit_round(placing, new),
+            Some(s) => s.commit_round(placing, new, &mut choice),
             None => Err(store_closed()),
         };
         match result {
@@ -641,21 +898,20 @@ fn group_commits(store: Weak<FsStore>, rx: std_mpsc::Receiver<(Staged, GroupRepl
 
 /// One flush of a group commit round made file by file.
 enum RoundFlush {
-    /// A renamed blob's folder.
+    /// A placed blob's folder.
     Folder(PathBuf),
-    /// A new blob's data, with its file when still open.
-    Data(BlobKey, tempfile::TempPath, Option<File>),
+    /// A placed unnamed file: its inode's new link count.
+    Linked(BlobKey, File),
+    /// A new blob's data.
+    Data(BlobKey, TempBlob),
 }
 
 impl RoundFlush {
     fn flush(&self) -> StoreResult<()> {
         match self {
             RoundFlush::Folder(dir) => sync_folder(dir),
-            RoundFlush::Data(key, temp, unflushed) => match unflushed {
-                Some(f) => f.sync_data(),
-                None => File::open(temp).and_then(|f| f.sync_data()),
-            }
-            .map_err(|e| write_err(*key, e)),
+            RoundFlush::Linked(key, f) => f.sync_all().map_err(|e| write_err(*key, e)),
+            RoundFlush::Data(key, temp) => temp.sync_data().map_err(|e| write_err(*key, e)),
         }
     }
 }
@@ -680,14 +936,17 @@ impl FsStore {
         let inner = if self.blob_path(key).exists() {
             StagedInner::Existing
         } else {
-            let (mut file, path) = self.new_temp()?;
+            let (mut file, name) = self.new_temp()?;
             // No writeback hint here: each would submit its own device write, while the batch's
             // flush writes them all together.
             file.write_all(data).map_err(|e| write_err(key, e))?;
-            StagedInner::Temp {
-                path,
-                unflushed: keep_open.then_some(file),
-            }
+            let temp = TempBlob::new(file, name, keep_open);
+            // A file not kept open needs a name to be found again.
+            StagedInner::Temp(if keep_open {
+                temp
+            } else {
+                self.name_in_tmp(key, temp)?.without_handle()
+            })
         };
         Ok(Staged {
             key,
@@ -764,7 +1023,7 @@ impl FsStore {
         });
         let (wtx, writer) = match temp {
             None => (None, None),
-            Some((file, path)) => {
+            Some((file, name)) => {
                 let (wtx, mut wrx) = mpsc::channel::<Piece>(WRITE_QUEUE);
                 let writer = tokio::task::spawn_blocking(move || -> StoreResult<_> {
                     let mut out = LargeWriter::new(file);
@@ -773,8 +1032,9 @@ impl FsStore {
                             out.write(frame).map_err(|e| write_err(key, e))?;
                         }
                     }
-                    out.finish().map_err(|e| write_err(key, e))?;
-                    Ok(path)
+                    let file = out.finish().map_err(|e| write_err(key, e))?;
+                    // Flushed already: a named file need not stay open.
+                    Ok(TempBlob::new(file, name, false))
                 });
                 (Some(wtx), Some(writer))
             }
@@ -826,50 +1086,58 @@ impl FsStore {
         drop(htx);
         drop(wtx);
         let digest = hasher.await.map_err(join_err);
-        let path = match writer {
+        let temp = match writer {
             Some(w) => Some(w.await.map_err(join_err)),
             None => None,
         };
         // A body error wins over whatever the workers saw: the upload is incomplete either
-        // way, and the temp file is removed when `path` is dropped.
+        // way, and the temp file is discarded when `temp` is dropped.
         received?;
-        let path = path.transpose()?.transpose()?;
+        let temp = temp.transpose()?.transpose()?;
         check_digest(key, digest?)?;
         Ok(Staged {
             key,
             size: total,
-            inner: match path {
-                Some(path) => StagedInner::Temp {
-                    path,
-                    unflushed: None,
-                },
+            inner: match temp {
+                Some(temp) => StagedInner::Temp(temp),
                 None => StagedInner::Existing,
             },
         })
     }
 
-    /// Renames a verified temp file into place (the caller decides when it is flushed); the
-    /// folder to sync, or `None` when the blob was already there.
-    fn place(&self, key: BlobKey, temp: tempfile::TempPath) -> StoreResult<Option<PathBuf>> {
+    /// Puts a verified temp file in place (the caller decides when it is flushed). Returns the
+    /// folder to sync and, for an unnamed file, the file, whose link count changed; `None`
+    /// when the blob was already there.
+    fn place(&self, key: BlobKey, temp: TempBlob) -> StoreResult<Option<(PathBuf, Option<File>)>> {
         let target = self.blob_path(key);
         let parent = target
             .parent()
             .ok_or_else(|| StoreError::io("blob path", io::Error::other("no parent")))?;
-        let moved = match rename_noreplace(&temp, &target) {
+        let put = |temp: &TempBlob| match temp {
+            TempBlob::Unnamed(f) => link_unnamed(f, &target, self.link_way()),
+            TempBlob::Named(path, _) => rename_noreplace(path, &target),
+        };
+        let moved = match put(&temp) {
             // The fan-out folder's first blob: make the folder then, rather than looking it up
             // for every blob.
             Err(e) if e.kind() == io::ErrorKind::NotFound && !parent.exists() => {
                 fs::create_dir_all(parent)
                     .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
-                rename_noreplace(&temp, &target)
+                put(&temp)
             }
             other => other,
         };
         match moved {
             Ok(true) => {
-                // The name now belongs to the blob; `temp` must not delete it on drop.
-                let _ = temp.keep();
-                Ok(Some(parent.to_path_buf()))
+                let linked = match temp {
+                    TempBlob::Unnamed(f) => Some(f),
+                    TempBlob::Named(path, _) => {
+                        // The name now belongs to the blob; `path` must not delete it on drop.
+                        let _ = path.keep();
+                        None
+                    }
+                };
+                Ok(Some((parent.to_path_buf(), linked)))
             }
             Ok(false) => Ok(None),
             Err(e) => Err(StoreError::io(format!("moving {key} into place"), e)),
@@ -879,56 +1147,65 @@ impl FsStore {
     /// One group commit round (see `group_commits`): renames `placing` into place, then makes
     /// those names and the data of `new` durable together; returns the new blobs, ready for the
     /// next round. An error fails the whole round, and the new blobs are dropped.
-    fn commit_round(&self, placing: Flushed, new: Vec<NewTemp>) -> StoreResult<Flushed> {
+    fn commit_round(
+        &self,
+        placing: Flushed,
+        new: Vec<NewTemp>,
+        choice: &mut SyncChoice,
+    ) -> StoreResult<Flushed> {
         // Rounds take turns with bulk placements: a caller that found its blob already present
         // waits for the turn that may have just put it there.
         let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
         let placed_files = placing.len();
         let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut linked: Vec<(BlobKey, File)> = Vec::new();
         for (key, temp) in placing {
-            if let Some(dir) = self.place(key, temp)? {
+            if let Some((dir, file)) = self.place(key, temp)? {
                 dirs.push(dir);
+                linked.extend(file.map(|f| (key, f)));
             }
         }
         if dirs.is_empty() && new.is_empty() {
             return Ok(Vec::new());
         }
-        let files = placed_files + new.len();
-        let whole_filesystem = files >= SYNCFS_MIN_FILES
-            || (files >= SYNCFS_MIN_ROUND && {
-                let own: u64 = new.iter().map(|(_, size, _, _)| *size).sum();
-                unwritten_bytes().is_some_and(|b| b.saturating_sub(own) <= FOREIGN_DIRTY_MAX)
-            });
-        if whole_filesystem {
-            sync_filesystem(&self.group_sync, &self.blobs)?;
-            for (key, _, _, file) in &new {
-                if let Some(f) = file {
+        let own: u64 = new.iter().map(|(_, size, _)| *size).sum();
+        if choice.whole_filesystem(placed_files + new.len(), own) {
+            let started = Instant::now();
+            let synced = sync_filesystem(&self.group_sync, &self.blobs);
+            choice.took(started.elapsed());
+            synced?;
+            for (key, _, temp) in &new {
+                if let Some(f) = temp.file() {
                     check_written(f).map_err(|e| write_err(*key, e))?;
                 }
             }
-            return Ok(new.into_iter().map(|(k, _, p, _)| (k, p)).collect());
+            return Ok(new.into_iter().map(|(k, _, t)| (k, t)).collect());
         }
         // Each file's data and each folder flushed on its own, side by side: with a journal,
         // flushes arriving together share one journal commit; without one, each is a device
-        // flush and the device serves many at once. A file's first flush also reports any
-        // writeback error its descriptor has not seen.
+        // flush and the device serves many at once. New unnamed files get a name in `tmp/`
+        // first, so that their data's flush also takes their link count to the disk (without
+        // a journal nothing else would); one placed unnamed (its data flushed by a
+        // filesystem-wide round) is flushed again for the same reason.
+        let new = new
+            .into_iter()
+            .map(|(k, size, t)| Ok((k, size, self.name_in_tmp(k, t)?)))
+            .collect::<StoreResult<Vec<NewTemp>>>()?;
         dirs.sort();
         dirs.dedup();
         let jobs: Vec<RoundFlush> = dirs
             .into_iter()
             .map(RoundFlush::Folder)
-            .chain(
-                new.into_iter()
-                    .map(|(k, _, p, f)| RoundFlush::Data(k, p, f)),
-            )
+            .chain(linked.into_iter().map(|(k, f)| RoundFlush::Linked(k, f)))
+            .chain(new.into_iter().map(|(k, _, t)| RoundFlush::Data(k, t)))
             .collect();
         let (jobs, flushed) = flush_side_by_side(jobs, RoundFlush::flush);
         flushed?;
         Ok(jobs
             .into_iter()
             .filter_map(|j| match j {
-                RoundFlush::Data(k, p, _) => Some((k, p)),
-                RoundFlush::Folder(_) => None,
+                RoundFlush::Data(k, t) => Some((k, t)),
+                RoundFlush::Folder(_) | RoundFlush::Linked(..) => None,
             })
             .collect())
     }
@@ -936,42 +1213,40 @@ impl FsStore {
     /// First step of a bulk commit: every new blob's data on disk. Only files in `tmp/` are
     /// touched, so this need not take turns.
     fn flush_staged(&self, staged: Vec<Staged>) -> StoreResult<Flushed> {
-        let temps: Vec<(BlobKey, tempfile::TempPath, Option<File>)> = staged
+        let temps: Flushed = staged
             .into_iter()
             .filter_map(|s| match s.inner {
-                StagedInner::Temp { path, unflushed } => Some((s.key, path, unflushed)),
+                StagedInner::Temp(temp) => Some((s.key, temp)),
                 StagedInner::Existing => None,
             })
             .collect();
         if temps.len() >= SYNCFS_MIN_FILES {
             sync_filesystem(&self.bulk_sync, &self.tmp)?;
-            for (key, _, file) in &temps {
-                if let Some(f) = file {
+            for (key, temp) in &temps {
+                if let Some(f) = temp.file() {
                     check_written(f).map_err(|e| write_err(*key, e))?;
                 }
             }
-            return Ok(temps.into_iter().map(|(k, p, _)| (k, p)).collect());
+            return Ok(temps);
         }
-        let (temps, flushed) = flush_side_by_side(temps, |(key, temp, unflushed)| {
-            match unflushed {
-                Some(f) => f.sync_data(),
-                None => File::open(temp).and_then(|f| f.sync_data()),
-            }
-            .map_err(|e| write_err(*key, e))
+        let (temps, flushed) = flush_side_by_side(temps, |(key, temp)| {
+            temp.sync_data().map_err(|e| write_err(*key, e))
         });
         flushed?;
-        Ok(temps.into_iter().map(|(k, p, _)| (k, p)).collect())
+        Ok(temps)
     }
 
-    /// Second step: renames flushed blobs into place and syncs each affected folder once.
-    /// Takes turns with other placements (see `commit_round`).
+    /// Second step: puts flushed blobs into place and syncs each affected folder (and each
+    /// placed unnamed file) once. Takes turns with other placements (see `commit_round`).
     fn place_flushed(&self, temps: Flushed) -> StoreResult<()> {
         let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
         let whole_filesystem = temps.len() >= SYNCFS_MIN_FILES;
         let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut linked: Vec<(BlobKey, File)> = Vec::new();
         for (key, temp) in temps {
-            if let Some(dir) = self.place(key, temp)? {
+            if let Some((dir, file)) = self.place(key, temp)? {
                 dirs.push(dir);
+                linked.extend(file.map(|f| (key, f)));
             }
         }
         if whole_filesystem {
@@ -979,7 +1254,12 @@ impl FsStore {
         }
         dirs.sort();
         dirs.dedup();
-        flush_side_by_side(dirs, |dir| sync_folder(dir)).1
+        let jobs: Vec<RoundFlush> = dirs
+            .into_iter()
+            .map(RoundFlush::Folder)
+            .chain(linked.into_iter().map(|(k, f)| RoundFlush::Linked(k, f)))
+            .collect();
+        flush_side_by_side(jobs, RoundFlush::flush).1
     }
 
     fn group_queue(self: &Arc<Self>) -> &GroupQueue {
@@ -1036,13 +1316,14 @@ impl BlobStore for Arc<FsStore> {
     }
 
     fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn Read + Send>> {
-        let path: PathBuf = match &staged.inner {
-            StagedInner::Temp { path, .. } => path.to_path_buf(),
-            StagedInner::Existing => self.blob_path(staged.key),
-        };
-        let f =
-            File::open(&path).map_err(|e| StoreError::io(format!("reading {}", staged.key), e))?;
-        Ok(Box::new(io::BufReader::with_capacity(64 * 1024, f)))
+        let read_err = |e| StoreError::io(format!("reading {}", staged.key), e);
+        match &staged.inner {
+            StagedInner::Temp(temp) => temp.reader().map_err(read_err),
+            StagedInner::Existing => {
+                let f = File::open(self.blob_path(staged.key)).map_err(read_err)?;
+                Ok(Box::new(io::BufReader::with_capacity(64 * 1024, f)))
+            }
+        }
     }
 
     fn commit(&self, staged: Staged) -> BoxFuture<'_, StoreResult<()>> {
@@ -1120,10 +1401,10 @@ impl BlobStore for Arc<FsStore> {
         let store = self.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let (mut f, path) = store.new_temp()?;
+                let (mut f, name) = store.new_temp()?;
                 f.write_all(b"ready")
                     .map_err(|e| StoreError::io("writing a probe file", e))?;
-                drop(path);
+                drop(name);
                 Ok(())
             })
             .await
@@ -1339,6 +1620,82 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
+    }
+
+    /// Stages `n` distinct small blobs, then commits them in rounds of the given kind: the
+    /// blobs end up in place with their bytes, and `tmp/` empty.
+    fn commit_in_rounds(store: &FsStore, n: usize, per_file: bool) {
+        let blobs: Vec<(BlobKey, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let data = format!("round blob {i} {per_file}").into_bytes();
+                (key(HashKind::Md5, &data), data)
+            })
+            .collect();
+        let new: Vec<NewTemp> = blobs
+            .iter()
+            .map(|(k, data)| {
+                let staged = store.stage_small(*k, data, true).unwrap();
+                match staged.inner {
+                    StagedInner::Temp(t) => (*k, data.len() as u64, t),
+                    StagedInner::Existing => panic!("{k} existed"),
+                }
+            })
+            .collect();
+        let mut choice = SyncChoice::default();
+        if per_file {
+            choice.slow_at = Some(Instant::now());
+        }
+        let flushed = store.commit_round(Vec::new(), new, &mut choice).unwrap();
+        assert_eq!(flushed.len(), n);
+        for (k, _) in &blobs {
+            assert!(
+                !store.blob_path(*k).exists(),
+                "{k} visible before its round"
+            );
+        }
+        let left = store
+            .commit_round(flushed, Vec::new(), &mut choice)
+            .unwrap();
+        assert!(left.is_empty());
+        for (k, data) in &blobs {
+            assert_eq!(&std::fs::read(store.blob_path(*k)).unwrap(), data);
+        }
+        assert_eq!(std::fs::read_dir(&store.tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn rounds_flush_file_by_file_or_whole() {
+        for unnamed in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = FsStore::open(dir.path(), u64::MAX).unwrap();
+            if !unnamed {
+                Arc::get_mut(&mut store).unwrap().unnamed_temps = None;
+            }
+            commit_in_rounds(&store, 5, true);
+            commit_in_rounds(&store, 5, false);
+        }
+    }
+
+    #[test]
+    fn staged_bytes_read_back() {
+        for unnamed in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = FsStore::open(dir.path(), u64::MAX).unwrap();
+            if !unnamed {
+                Arc::get_mut(&mut store).unwrap().unnamed_temps = None;
+            }
+            let data = b"read me back".to_vec();
+            let staged = store
+                .stage_small(key(HashKind::Md5, &data), &data, true)
+                .unwrap();
+            let mut got = Vec::new();
+            store
+                .staged_reader(&staged)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            assert_eq!(got, data);
+        }
     }
 
     #[tokio::test]

@@ -167,13 +167,8 @@ pub struct Staged {
 }
 
 pub(crate) enum StagedInner {
-    /// New bytes waiting in a temporary file (deleted if dropped). `unflushed` holds the file
-    /// still open when its data has not been flushed yet, so the commit flushes it without
-    /// opening it again; `None` once flushed, or when the commit flushes the whole filesystem.
-    Temp {
-        path: tempfile::TempPath,
-        unflushed: Option<std::fs::File>,
-    },
+    /// New bytes waiting in a temporary file, discarded if dropped.
+    Temp(fs::TempBlob),
     /// The blob already existed; the body was hashed and matched, nothing was written.
     Existing,
 }
