@@ -79,35 +79,34 @@ impl Db {
     /// Like [`Db::add_objects`], saying for each reference whether it was new.
     pub async fn add_objects_each(&self, refs: &[ObjectRef]) -> DbResult<Vec<bool>> {
         let mut added = vec![false; refs.len()];
-        let mut tx = self.writer.begin().await?;
         // Many rows per statement (each statement is a round trip to SQLite's worker thread);
         // RETURNING names the rows that were actually inserted.
-        for (c, chunk) in refs.chunks(IN_CHUNK / 5).enumerate() {
-            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO project_objects (project_id, kind, oid, size, created_at)
-                 VALUES {rows} ON CONFLICT DO NOTHING RETURNING project_id, kind, oid"
-            );
+        let rows_per_insert = IN_CHUNK / 5;
+        if refs.len() <= rows_per_insert {
+            // One statement is a transaction of its own: one round trip instead of three
+            // (begin, insert, commit), for the group commit's usual batch.
+            let names: Vec<String> = refs.iter().map(|r| r.oid.to_string()).collect();
+            let sql = insert_refs_sql(refs.len());
+            let inserted = insert_refs_query(&sql, refs, &names)
+                .fetch_all(&self.writer)
+                .await?;
+            mark_added(refs, &names, inserted, &mut added);
+            return Ok(added);
+        }
+        let mut tx = self.writer.begin().await?;
+        for (c, chunk) in refs.chunks(rows_per_insert).enumerate() {
             let names: Vec<String> = chunk.iter().map(|r| r.oid.to_string()).collect();
-            let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
-            for (r, name) in chunk.iter().zip(&names) {
-                q = q
-                    .bind(r.project_id)
-                    .bind(r.kind.as_str())
-                    .bind(name.as_str())
-                    .bind(r.size as i64)
-                    .bind(r.created_at);
-            }
-            let inserted = q.fetch_all(&mut *tx).await?;
-            let base = c * (IN_CHUNK / 5);
-            for (pid, kind, oid) in inserted {
-                // The first reference with this key in the batch is the one that added it.
-                if let Some(i) = chunk.iter().zip(&names).position(|(r, name)| {
-                    r.project_id == pid && r.kind.as_str() == kind && *name == oid
-                }) {
-                    added[base + i] = true;
-                }
-            }
+            let sql = insert_refs_sql(chunk.len());
+            let inserted = insert_refs_query(&sql, chunk, &names)
+                .fetch_all(&mut *tx)
+                .await?;
+            let base = c * rows_per_insert;
+            mark_added(
+                chunk,
+                &names,
+                inserted,
+                &mut added[base..base + chunk.len()],
+            );
         }
         tx.commit().await?;
         Ok(added)
@@ -229,5 +228,52 @@ impl Db {
             .fetch_one(&self.pool)
             .await?;
         Ok(n.max(0) as u64)
+    }
+}
+
+/// An insert of `rows` references that keeps existing rows and returns the inserted keys.
+fn insert_refs_sql(rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?, ?)"; rows].join(", ");
+    format!(
+        "INSERT INTO project_objects (project_id, kind, oid, size, created_at)
+         VALUES {values} ON CONFLICT DO NOTHING RETURNING project_id, kind, oid"
+    )
+}
+
+type InsertedRef = (i64, String, String);
+
+fn insert_refs_query<'q>(
+    sql: &'q str,
+    refs: &'q [ObjectRef],
+    names: &'q [String],
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, InsertedRef, sqlx::sqlite::SqliteArguments<'q>> {
+    let mut q = sqlx::query_as::<_, InsertedRef>(sql);
+    for (r, name) in refs.iter().zip(names) {
+        q = q
+            .bind(r.project_id)
+            .bind(r.kind.as_str())
+            .bind(name.as_str())
+            .bind(r.size as i64)
+            .bind(r.created_at);
+    }
+    q
+}
+
+/// Sets `added[i]` for each reference the insert reported; the first reference with a key in
+/// the batch is the one that added it.
+fn mark_added(
+    refs: &[ObjectRef],
+    names: &[String],
+    inserted: Vec<InsertedRef>,
+    added: &mut [bool],
+) {
+    for (pid, kind, oid) in inserted {
+        if let Some(i) = refs
+            .iter()
+            .zip(names)
+            .position(|(r, name)| r.project_id == pid && r.kind.as_str() == kind && *name == oid)
+        {
+            added[i] = true;
+        }
     }
 }
