@@ -90,10 +90,13 @@ impl Db {
             .connect_with(opts.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
+        // Checkpoints copy each page changed since the last one back into the database once:
+        // object references have random keys, so a longer interval (16 MiB of log instead of
+        // 4) finds many index pages changed several times and writes them once.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .connect_with(opts)
+            .connect_with(opts.pragma("wal_autocheckpoint", "4000"))
             .await?;
         Ok(Db { pool, writer })
     }
