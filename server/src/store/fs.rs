@@ -59,6 +59,8 @@ pub struct FsStore {
     /// How uploads' unnamed files are linked; `None` when uploads go to named files (see
     /// `TempBlob`).
     unnamed_temps: Option<LinkWay>,
+    /// Handles on the fan-out folders, by kind and first byte (see `FsStore::folder`).
+    folders: Vec<OnceLock<File>>,
 }
 
 impl FsStore {
@@ -80,6 +82,7 @@ impl FsStore {
             group_sync: open_dir(&blobs)?,
             bulk_sync: open_dir(&blobs)?,
             unnamed_temps: unnamed_temps_way(&tmp),
+            folders: (0..2 * 256).map(|_| OnceLock::new()).collect(),
             quarantine: data.join("quarantine"),
             blobs,
             tmp,
@@ -112,6 +115,43 @@ impl FsStore {
             .join(key.kind.as_str())
             .join(&name[..2])
             .join(&name[2..])
+    }
+
+    /// An open handle on the blob's fan-out folder (`blobs/{kind}/{ab}`), opened on first use;
+    /// `None` while the folder does not exist. Looking a blob up or linking it relative to its
+    /// folder skips walking the data folder's path, twice per upload. Fan-out folders are
+    /// never removed, so a handle stays valid.
+    fn folder(&self, key: BlobKey) -> Option<&File> {
+        let kind = match key.kind {
+            HashKind::Md5 => 0,
+            HashKind::Md5Dos2unix => 1,
+        };
+        let slot = self
+            .folders
+            .get(kind * 256 + usize::from(key.oid.digest()[0]))?;
+        if let Some(folder) = slot.get() {
+            return Some(folder);
+        }
+        let path = self.blob_path(key);
+        let folder = File::open(path.parent()?).ok()?;
+        // Another thread may have opened it meanwhile: either handle will do.
+        Some(slot.get_or_init(|| folder))
+    }
+
+    /// Whether the blob exists (as `Path::exists`: an error counts as absent).
+    fn blob_exists(&self, key: BlobKey) -> bool {
+        use std::ffi::CString;
+        use std::os::fd::AsRawFd;
+        let Some(folder) = self.folder(key) else {
+            return self.blob_path(key).exists();
+        };
+        let name = key.oid.to_string();
+        let Ok(name) = CString::new(&name[2..]) else {
+            return false;
+        };
+        // SAFETY: `name` is a valid NUL-terminated string and `folder` keeps its descriptor
+        // open for the call.
+        unsafe { libc::faccessat(folder.as_raw_fd(), name.as_ptr(), libc::F_OK, 0) == 0 }
     }
 
     /// A new file in `tmp/` for an upload: unnamed where the filesystem allows (`O_TMPFILE`),
@@ -153,7 +193,7 @@ impl FsStore {
             .join(format!("upload-{}.part", uuid::Uuid::new_v4().simple()));
         let path =
             tempfile::TempPath::try_from_path(name).map_err(|e| StoreError::io(context(), e))?;
-        match link_unnamed(&file, &path, self.link_way()) {
+        match link_unnamed(&file, None, &path, self.link_way()) {
             Ok(true) => Ok(TempBlob::Named(path, Some(file))),
             Ok(false) => {
                 // Not ours: it must not be deleted with `path`.
@@ -189,36 +229,32 @@ enum LinkWay {
     Proc,
 }
 
-/// Gives the unnamed file `file` the name `to` unless `to` exists: true when linked, false
-/// when `to` was there.
-fn link_unnamed(file: &File, to: &Path, way: LinkWay) -> io::Result<bool> {
+/// Gives the unnamed file `file` the name `to` unless it exists: true when linked, false when
+/// the name was taken. `to` is relative to `folder` when given.
+fn link_unnamed(file: &File, folder: Option<&File>, to: &Path, way: LinkWay) -> io::Result<bool> {
     use std::ffi::CString;
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     let to = CString::new(to.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
     let fd = file.as_raw_fd();
+    let at = folder.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
     let rc = match way {
         // SAFETY: the empty path and `to` are valid NUL-terminated strings that outlive the
-        // call; `file` keeps `fd` open.
+        // call; `file` and `folder` keep their descriptors open.
         LinkWay::Descriptor => unsafe {
-            libc::linkat(
-                fd,
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            )
+            libc::linkat(fd, c"".as_ptr(), at, to.as_ptr(), libc::AT_EMPTY_PATH)
         },
         LinkWay::Proc => {
             let from = CString::new(format!("/proc/self/fd/{fd}"))
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
-            // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+            // SAFETY: both pointers are valid NUL-terminated strings that outlive the call;
+            // `folder` keeps its descriptor open.
             unsafe {
                 libc::linkat(
                     libc::AT_FDCWD,
                     from.as_ptr(),
-                    libc::AT_FDCWD,
+                    at,
                     to.as_ptr(),
                     libc::AT_SYMLINK_FOLLOW,
                 )
@@ -242,7 +278,7 @@ fn unnamed_temps_way(dir: &Path) -> Option<LinkWay> {
         .into_iter()
         .find(|way| {
             let probe = dir.join(format!("probe-{}", uuid::Uuid::new_v4().simple()));
-            let linked = matches!(link_unnamed(&file, &probe, *way), Ok(true));
+            let linked = matches!(link_unnamed(&file, None, &probe, *way), Ok(true));
             if linked {
                 let _ = fs::remove_file(&probe);
             }
@@ -933,7 +969,7 @@ impl FsStore {
         let mut h = ObjectHasher::new(key.kind);
         h.update(data);
         check_digest(key, h.finish())?;
-        let inner = if self.blob_path(key).exists() {
+        let inner = if self.blob_exists(key) {
             StagedInner::Existing
         } else {
             let (mut file, name) = self.new_temp()?;
@@ -1109,13 +1145,17 @@ impl FsStore {
     /// folder to sync and, for an unnamed file, the file, whose link count changed; `None`
     /// when the blob was already there.
     fn place(&self, key: BlobKey, temp: TempBlob) -> StoreResult<Option<(PathBuf, Option<File>)>> {
+        let name = key.oid.to_string();
         let target = self.blob_path(key);
         let parent = target
             .parent()
             .ok_or_else(|| StoreError::io("blob path", io::Error::other("no parent")))?;
-        let put = |temp: &TempBlob| match temp {
-            TempBlob::Unnamed(f) => link_unnamed(f, &target, self.link_way()),
-            TempBlob::Named(path, _) => rename_noreplace(path, &target),
+        let put = |temp: &TempBlob| match (temp, self.folder(key)) {
+            (TempBlob::Unnamed(f), Some(folder)) => {
+                link_unnamed(f, Some(folder), Path::new(&name[2..]), self.link_way())
+            }
+            (TempBlob::Unnamed(f), None) => link_unnamed(f, None, &target, self.link_way()),
+            (TempBlob::Named(path, _), _) => rename_noreplace(path, &target),
         };
         let moved = match put(&temp) {
             // The fan-out folder's first blob: make the folder then, rather than looking it up
