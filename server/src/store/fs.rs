@@ -1150,20 +1150,24 @@ impl FsStore {
         let parent = target
             .parent()
             .ok_or_else(|| StoreError::io("blob path", io::Error::other("no parent")))?;
-        let put = |temp: &TempBlob| match (temp, self.folder(key)) {
+        // Relative to the folder's open handle when there is one, else by the whole path.
+        let put = |temp: &TempBlob, folder: Option<&File>| match (temp, folder) {
             (TempBlob::Unnamed(f), Some(folder)) => {
                 link_unnamed(f, Some(folder), Path::new(&name[2..]), self.link_way())
             }
             (TempBlob::Unnamed(f), None) => link_unnamed(f, None, &target, self.link_way()),
             (TempBlob::Named(path, _), _) => rename_noreplace(path, &target),
         };
-        let moved = match put(&temp) {
+        let moved = match put(&temp, self.folder(key)) {
             // The fan-out folder's first blob: make the folder then, rather than looking it up
-            // for every blob.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !parent.exists() => {
-                fs::create_dir_all(parent)
-                    .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
-                put(&temp)
+            // for every blob. Also a folder removed behind the server's back (its handle then
+            // names a deleted folder): made again, and reached by its path.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !parent.exists() {
+                    fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+                }
+                put(&temp, None)
             }
             other => other,
         };
@@ -1736,6 +1740,19 @@ mod tests {
                 .unwrap();
             assert_eq!(got, data);
         }
+    }
+
+    #[tokio::test]
+    async fn fan_out_folder_removed_behind_the_servers_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path(), u64::MAX).unwrap();
+        let first = b"first".to_vec();
+        let k = key(HashKind::Md5, &first);
+        store.put(k, body(first.clone(), 2)).await.unwrap();
+        let folder = store.blob_path(k).parent().unwrap().to_path_buf();
+        std::fs::remove_dir_all(&folder).unwrap();
+        store.put(k, body(first.clone(), 2)).await.unwrap();
+        assert_eq!(std::fs::read(store.blob_path(k)).unwrap(), first);
     }
 
     #[tokio::test]
