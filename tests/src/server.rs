@@ -209,6 +209,25 @@ impl Server {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Upload files in the data folder's `tmp/`: those with a name, and the unnamed ones
+    /// (`O_TMPFILE`) that the running server holds open.
+    pub fn temp_files(&self) -> usize {
+        let tmp = self.data_dir().join("tmp");
+        let named = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
+        let tmp = tmp.canonicalize().unwrap_or(tmp);
+        let open = self
+            .pid()
+            .and_then(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+            .map(|fds| {
+                fds.flatten()
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                    .filter(|target| target.starts_with(&tmp) && *target != tmp)
+                    .count()
+            })
+            .unwrap_or(0);
+        named + open
+    }
+
     /// SIGKILL: no chance to clean up, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

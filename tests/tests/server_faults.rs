@@ -32,12 +32,6 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn tmp_is_empty(s: &Server) -> bool {
-    std::fs::read_dir(s.data_dir().join("tmp"))
-        .map(|d| d.count() == 0)
-        .unwrap_or(true)
-}
-
 fn connect(s: &Server) -> TcpStream {
     TcpStream::connect(s.url().trim_start_matches("http://")).expect("connect")
 }
@@ -80,7 +74,9 @@ fn client_disconnecting_mid_upload_leaves_nothing() {
         }
         c.flush().unwrap();
         drop(c);
-        eventually("the unfinished upload is cleaned up", || tmp_is_empty(&s));
+        eventually("the unfinished upload is cleaned up", || {
+            s.temp_files() == 0
+        });
         assert!(s.stored_files().is_empty(), "{:?}", s.stored_files());
         assert_eq!(get_status(&s, &t, "ml", &oid), 404);
     }
@@ -158,7 +154,7 @@ fn sigkill_during_uploads_keeps_every_acknowledged_object_intact() {
     s.cli(&["fsck"]).ok();
 
     s.restart();
-    assert!(tmp_is_empty(&s), "partial uploads visible after restart");
+    assert!(s.temp_files() == 0, "partial uploads visible after restart");
     let client = Client::new();
     for (oid, size) in &acked {
         let r = client
@@ -220,7 +216,7 @@ fn sigkill_right_after_concurrent_small_uploads_keeps_every_acknowledged_one() {
     .collect();
     s.kill();
     s.restart();
-    assert!(tmp_is_empty(&s), "partial uploads visible after restart");
+    assert!(s.temp_files() == 0, "partial uploads visible after restart");
     let client = Client::new();
     for (oid, data) in &acked {
         let r = client
@@ -249,7 +245,7 @@ fn sigterm_lets_an_upload_in_flight_finish() {
     c.write_all(&data[..1 << 20]).unwrap();
     c.flush().unwrap();
     // Make sure the request is being processed before the signal.
-    eventually("the upload reaches the server", || !tmp_is_empty(&s));
+    eventually("the upload reaches the server", || s.temp_files() > 0);
     s.signal_terminate();
     c.write_all(&data[1 << 20..]).unwrap();
     let mut answer = String::new();
