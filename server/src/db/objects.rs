@@ -78,6 +78,10 @@ impl Db {
 
     /// Like [`Db::add_objects`], saying for each reference whether it was new.
     pub async fn add_objects_each(&self, refs: &[ObjectRef]) -> DbResult<Vec<bool>> {
+        if refs.is_empty() {
+            // An INSERT needs at least one row.
+            return Ok(Vec::new());
+        }
         let mut added = vec![false; refs.len()];
         // Many rows per statement (each statement is a round trip to SQLite's worker thread);
         // RETURNING names the rows that were actually inserted.
