@@ -14,13 +14,8 @@ use super::Fail;
 use crate::cache::{Cache, Staged};
 use crate::hash::{StreamHasher, CHUNK};
 
-/// Objects committed to the cache at once...
+/// Objects committed to the cache at once.
 const COMMIT_BATCH: usize = 8192;
-/// ...or fewer when they hold this many bytes, so the disk writes them back while the rest
-/// downloads instead of all at the end.
-const COMMIT_BYTES: u64 = 32 << 20;
-/// Batches being made durable at once; the next one waits for the oldest.
-const COMMITS_IN_FLIGHT: usize = 2;
 
 fn cache_fail(e: impl std::fmt::Display) -> Fail {
     // A local disk problem stops everything: no other object would land either.
@@ -156,29 +151,18 @@ pub fn stage_bytes(
     cache.stage_bytes(oid, kind, bytes).map_err(cache_fail)
 }
 
-#[derive(Default)]
-struct Pending {
-    staged: Vec<Staged>,
-    bytes: u64,
-}
-
-type Commit = tokio::task::JoinHandle<Result<(), crate::cache::CacheError>>;
-
-/// Collects staged objects from concurrent downloads and commits them in batches, each made
-/// durable and put in place on a blocking thread while downloads go on.
+/// Collects staged objects from concurrent downloads and commits them in batches.
 #[derive(Clone)]
 pub struct Committer {
     cache: Arc<Cache>,
-    pending: Arc<Mutex<Pending>>,
-    in_flight: Arc<Mutex<std::collections::VecDeque<Commit>>>,
+    pending: Arc<Mutex<Vec<Staged>>>,
 }
 
 impl Committer {
     pub fn new(cache: Arc<Cache>) -> Committer {
         Committer {
             cache,
-            pending: Arc::new(Mutex::new(Pending::default())),
-            in_flight: Arc::new(Mutex::new(std::collections::VecDeque::new())),
+            pending: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -189,52 +173,31 @@ impl Committer {
     pub async fn add_many(&self, staged: Vec<Staged>) -> Result<(), Fail> {
         let batch = {
             let mut p = self.pending.lock().await;
-            p.bytes += staged.iter().map(|s| s.size).sum::<u64>();
-            p.staged.extend(staged);
-            if p.staged.len() < COMMIT_BATCH && p.bytes < COMMIT_BYTES {
+            p.extend(staged);
+            if p.len() < COMMIT_BATCH {
                 return Ok(());
             }
-            std::mem::take(&mut *p).staged
+            std::mem::take(&mut *p)
         };
-        self.start(batch).await.map_err(cache_fail)
+        self.commit(batch).await
     }
 
-    /// Starts committing a batch; first waits for the oldest batch if too many are in flight,
-    /// reporting its failure.
-    async fn start(&self, batch: Vec<Staged>) -> Result<(), String> {
-        let mut in_flight = self.in_flight.lock().await;
-        while in_flight.len() >= COMMITS_IN_FLIGHT {
-            if let Some(oldest) = in_flight.pop_front() {
-                joined(oldest.await)?;
-            }
-        }
+    async fn commit(&self, batch: Vec<Staged>) -> Result<(), Fail> {
         let cache = self.cache.clone();
-        in_flight.push_back(tokio::task::spawn_blocking(move || cache.commit(batch)));
-        Ok(())
+        tokio::task::spawn_blocking(move || cache.commit(batch))
+            .await
+            .map_err(|e| Fail::Fatal(format!("cache writer failed: {e}")))?
+            .map_err(cache_fail)
     }
 
-    /// Commits whatever is left and waits for every batch to be in place.
+    /// Commits whatever is left.
     pub async fn finish(&self) -> Result<(), String> {
-        let batch = std::mem::take(&mut *self.pending.lock().await).staged;
-        let started = self.start(batch).await;
-        let mut first_error = started.err();
-        let mut in_flight = self.in_flight.lock().await;
-        while let Some(commit) = in_flight.pop_front() {
-            if let Err(e) = joined(commit.await) {
-                first_error.get_or_insert(e);
-            }
+        let batch = std::mem::take(&mut *self.pending.lock().await);
+        match self.commit(batch).await {
+            Ok(()) => Ok(()),
+            Err(Fail::Fatal(m)) | Err(Fail::Object(m)) => Err(m),
+            Err(Fail::Absent) => Ok(()),
         }
-        first_error.map_or(Ok(()), Err)
-    }
-}
-
-fn joined(
-    r: Result<Result<(), crate::cache::CacheError>, tokio::task::JoinError>,
-) -> Result<(), String> {
-    match r {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("cache writer failed: {e}")),
     }
 }
 
