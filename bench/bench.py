@@ -315,7 +315,9 @@ class Bench:
         try:
             secs, rss = run_timed(cmd, cwd, self.env)
         except BenchError as e:
-            m.error = str(e).splitlines()[0][:200]
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            said = next((ln for ln in lines[1:] if "ERROR" in ln or "error" in ln), "")
+            m.error = f"{lines[0]} {said}".strip()[:300]
             self.failed_chains[chain] = key[1]
             print(f"  {key}: FAILED {e}", file=sys.stderr)
             return
