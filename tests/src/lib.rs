@@ -4,5 +4,6 @@
 pub mod bins;
 pub mod digest;
 pub mod dvc;
+pub mod pyserver;
 pub mod repo;
 pub mod server;

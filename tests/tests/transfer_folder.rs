@@ -1,11 +1,11 @@
 //! `lode push/pull/status -c/gc -c` with a local folder remote in DVC's layout, and with a
 //! plain HTTP server that speaks only DVC's HTTP remote protocol (not lode-server).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use lode_e2e::dvc;
+use lode_e2e::pyserver::PyServer;
 use lode_e2e::repo::Scratch;
 
 fn commit_all(s: &Scratch) {
@@ -233,33 +233,8 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
-struct Plain {
-    child: Child,
-    port: String,
-}
-
-impl Drop for Plain {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn plain_server(root: &Path) -> Plain {
-    let mut child = Command::new("python3")
-        .args(["-c", PLAIN_SERVER])
-        .arg(root)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("port");
-    Plain {
-        child,
-        port: line.trim().to_string(),
-    }
+fn plain_server(root: &Path) -> PyServer {
+    PyServer::start(PLAIN_SERVER, root)
 }
 
 #[test]

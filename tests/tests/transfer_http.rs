@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lode_e2e::digest::md5_hex;
+use lode_e2e::pyserver::PyServer;
 use lode_e2e::repo::{assert_no_temp_files, Run, Scratch};
 use lode_e2e::server::{object_path, Server};
 use lode_e2e::{bins, dvc};
@@ -716,36 +717,12 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
-/// Kills the process it holds when dropped, even when a test fails first.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn server_errors_are_retried_then_reported_in_one_line() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let dir = Scratch::new();
     let log = dir.join("requests.log");
-    let mut child = KillOnDrop(
-        Command::new("python3")
-            .args(["-c", FAILING_SERVER])
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
-    let mut port = String::new();
-    BufReader::new(child.0.stdout.take().expect("stdout"))
-        .read_line(&mut port)
-        .expect("port");
-    let url = format!("http://127.0.0.1:{}/p", port.trim());
+    let server = PyServer::start(FAILING_SERVER, &log);
+    let url = format!("http://127.0.0.1:{}/p", server.port);
     let s = Scratch::git();
     s.lode(&["init", "-q"]).ok();
     s.lode(&["remote", "add", "-d", "storage", &url]).ok();
@@ -756,7 +733,7 @@ fn server_errors_are_retried_then_reported_in_one_line() {
     let push = s.lode(&["push"]);
     let c = clone_of(&s);
     let pull = run_in(&c, &["pull"]);
-    drop(child);
+    drop(server);
     // As DVC does: first one line for the object, naming it and the remote, then a summary.
     let oid = md5_hex(b"retry me\n");
     for run in [&push, &pull] {
