@@ -191,19 +191,10 @@ fn dvc_pushes_to_folder_and_lode_pulls() {
 /// A minimal HTTP server speaking DVC's object protocol over a folder (GET, HEAD, PUT, POST),
 /// nothing else: the kind of server lode must fall back to plain requests for.
 const PLAIN_SERVER: &str = r#"
-import http.server, os, sys
 root = sys.argv[1]
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
+class H(Base):
     def path_of(self):
         return os.path.join(root, self.path.lstrip("/").replace("..", ""))
-    def answer(self, code, body=b""):
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
     def do_GET(self):
         p = self.path_of()
         if os.path.isfile(p):
@@ -212,25 +203,12 @@ class H(http.server.BaseHTTPRequestHandler):
             self.answer(404)
     do_HEAD = do_GET
     def do_PUT(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            data = b""
-            while True:
-                n = int(self.rfile.readline().strip(), 16)
-                if n == 0:
-                    self.rfile.readline()
-                    break
-                data += self.rfile.read(n)
-                self.rfile.readline()
-        else:
-            data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        data = self.body()
         p = self.path_of()
         os.makedirs(os.path.dirname(p), exist_ok=True)
         open(p, "wb").write(data)
         self.answer(201)
     do_POST = do_PUT
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
 "#;
 
 fn plain_server(root: &Path) -> PyServer {

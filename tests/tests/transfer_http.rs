@@ -689,32 +689,14 @@ fn object_over_the_server_limit_is_refused_with_413() {
 
 /// A server that answers 503 to everything and logs each request line to the file it is given.
 const FAILING_SERVER: &str = r#"
-import http.server, sys
 log = sys.argv[1]
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
+class H(Base):
     def fail(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            while True:
-                n = int(self.rfile.readline().strip(), 16)
-                self.rfile.read(n + 2)
-                if n == 0:
-                    break
-        else:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.body()
         with open(log, "a") as f:
             f.write(f"{self.command} {self.path}\n")
-        body = b"unavailable"
-        self.send_response(503)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.answer(503, b"unavailable")
     do_GET = do_HEAD = do_POST = do_PUT = fail
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
 "#;
 
 #[test]
