@@ -232,11 +232,8 @@ enum LinkWay {
 /// Gives the unnamed file `file` the name `to` unless it exists: true when linked, false when
 /// the name was taken. `to` is relative to `folder` when given.
 fn link_unnamed(file: &File, folder: Option<&File>, to: &Path, way: LinkWay) -> io::Result<bool> {
-    use std::ffi::CString;
     use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let to = CString::new(to.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+    let to = c_path(to)?;
     let fd = file.as_raw_fd();
     let at = folder.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
     let rc = match way {
@@ -246,8 +243,7 @@ fn link_unnamed(file: &File, folder: Option<&File>, to: &Path, way: LinkWay) -> 
             libc::linkat(fd, c"".as_ptr(), at, to.as_ptr(), libc::AT_EMPTY_PATH)
         },
         LinkWay::Proc => {
-            let from = CString::new(format!("/proc/self/fd/{fd}"))
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+            let from = c_path(Path::new(&format!("/proc/self/fd/{fd}")))?;
             // SAFETY: both pointers are valid NUL-terminated strings that outlive the call;
             // `folder` keeps its descriptor open.
             unsafe {
@@ -261,6 +257,18 @@ fn link_unnamed(file: &File, folder: Option<&File>, to: &Path, way: LinkWay) -> 
             }
         }
     };
+    unless_taken(rc)
+}
+
+fn c_path(p: &Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))
+}
+
+/// The result of a syscall that puts a name in place unless it exists: true when it did,
+/// false when the name was taken (`EEXIST`), else the error.
+fn unless_taken(rc: libc::c_int) -> io::Result<bool> {
     if rc == 0 {
         return Ok(true);
     }
@@ -743,13 +751,7 @@ fn unwritten_bytes() -> Option<u64> {
 /// Renames `from` to `to` unless `to` exists: true when moved, false when `to` was there.
 /// One syscall where the filesystem supports it, instead of a lookup and then a rename.
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))
-    };
-    let (cfrom, cto) = (c(from)?, c(to)?);
+    let (cfrom, cto) = (c_path(from)?, c_path(to)?);
     // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
     let rc = unsafe {
         libc::renameat2(
@@ -760,21 +762,16 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
             libc::RENAME_NOREPLACE,
         )
     };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EEXIST) => Ok(false),
+    match unless_taken(rc) {
         // No RENAME_NOREPLACE on this filesystem or kernel.
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
             if to.exists() {
                 return Ok(false);
             }
             fs::rename(from, to)?;
             Ok(true)
         }
-        _ => Err(e),
+        other => other,
     }
 }
 
@@ -1201,15 +1198,8 @@ impl FsStore {
         // waits for the turn that may have just put it there.
         let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
         let placed_files = placing.len();
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        let mut linked: Vec<(BlobKey, File)> = Vec::new();
-        for (key, temp) in placing {
-            if let Some((dir, file)) = self.place(key, temp)? {
-                dirs.push(dir);
-                linked.extend(file.map(|f| (key, f)));
-            }
-        }
-        if dirs.is_empty() && new.is_empty() {
+        let mut jobs = self.place_all(placing)?;
+        if jobs.is_empty() && new.is_empty() {
             return Ok(Vec::new());
         }
         let own: u64 = new.iter().map(|(_, size, _)| *size).sum();
@@ -1235,14 +1225,7 @@ impl FsStore {
             .into_iter()
             .map(|(k, size, t)| Ok((k, size, self.name_in_tmp(k, t)?)))
             .collect::<StoreResult<Vec<NewTemp>>>()?;
-        dirs.sort();
-        dirs.dedup();
-        let jobs: Vec<RoundFlush> = dirs
-            .into_iter()
-            .map(RoundFlush::Folder)
-            .chain(linked.into_iter().map(|(k, f)| RoundFlush::Linked(k, f)))
-            .chain(new.into_iter().map(|(k, _, t)| RoundFlush::Data(k, t)))
-            .collect();
+        jobs.extend(new.into_iter().map(|(k, _, t)| RoundFlush::Data(k, t)));
         let (jobs, flushed) = flush_side_by_side(jobs, RoundFlush::flush);
         flushed?;
         Ok(jobs
@@ -1280,11 +1263,9 @@ impl FsStore {
         Ok(temps)
     }
 
-    /// Second step: puts flushed blobs into place and syncs each affected folder (and each
-    /// placed unnamed file) once. Takes turns with other placements (see `commit_round`).
-    fn place_flushed(&self, temps: Flushed) -> StoreResult<()> {
-        let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
-        let whole_filesystem = temps.len() >= SYNCFS_MIN_FILES;
+    /// Puts flushed blobs into place; returns the flushes that make that durable: each folder
+    /// that gained a name, once, and each linked unnamed file.
+    fn place_all(&self, temps: Flushed) -> StoreResult<Vec<RoundFlush>> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut linked: Vec<(BlobKey, File)> = Vec::new();
         for (key, temp) in temps {
@@ -1293,16 +1274,24 @@ impl FsStore {
                 linked.extend(file.map(|f| (key, f)));
             }
         }
-        if whole_filesystem {
-            return sync_filesystem(&self.bulk_sync, &self.blobs);
-        }
         dirs.sort();
         dirs.dedup();
-        let jobs: Vec<RoundFlush> = dirs
+        Ok(dirs
             .into_iter()
             .map(RoundFlush::Folder)
             .chain(linked.into_iter().map(|(k, f)| RoundFlush::Linked(k, f)))
-            .collect();
+            .collect())
+    }
+
+    /// Second step: puts flushed blobs into place and syncs each affected folder (and each
+    /// placed unnamed file) once. Takes turns with other placements (see `commit_round`).
+    fn place_flushed(&self, temps: Flushed) -> StoreResult<()> {
+        let _turn = BATCH_COMMIT.lock().unwrap_or_else(|p| p.into_inner());
+        let whole_filesystem = temps.len() >= SYNCFS_MIN_FILES;
+        let jobs = self.place_all(temps)?;
+        if whole_filesystem {
+            return sync_filesystem(&self.bulk_sync, &self.blobs);
+        }
         flush_side_by_side(jobs, RoundFlush::flush).1
     }
 
@@ -1707,14 +1696,20 @@ mod tests {
         assert_eq!(std::fs::read_dir(&store.tmp).unwrap().count(), 0);
     }
 
+    /// A store whose uploads use unnamed temp files, or named ones when `unnamed` is false.
+    fn store_with_temps(unnamed: bool) -> (tempfile::TempDir, Arc<FsStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FsStore::open(dir.path(), u64::MAX).unwrap();
+        if !unnamed {
+            Arc::get_mut(&mut store).unwrap().unnamed_temps = None;
+        }
+        (dir, store)
+    }
+
     #[test]
     fn rounds_flush_file_by_file_or_whole() {
         for unnamed in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut store = FsStore::open(dir.path(), u64::MAX).unwrap();
-            if !unnamed {
-                Arc::get_mut(&mut store).unwrap().unnamed_temps = None;
-            }
+            let (_dir, store) = store_with_temps(unnamed);
             commit_in_rounds(&store, 5, true);
             commit_in_rounds(&store, 5, false);
         }
@@ -1723,11 +1718,7 @@ mod tests {
     #[test]
     fn staged_bytes_read_back() {
         for unnamed in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut store = FsStore::open(dir.path(), u64::MAX).unwrap();
-            if !unnamed {
-                Arc::get_mut(&mut store).unwrap().unnamed_temps = None;
-            }
+            let (_dir, store) = store_with_temps(unnamed);
             let data = b"read me back".to_vec();
             let staged = store
                 .stage_small(key(HashKind::Md5, &data), &data, true)
