@@ -89,28 +89,15 @@ impl Db {
         if refs.len() <= rows_per_insert {
             // One statement is a transaction of its own: one round trip instead of three
             // (begin, insert, commit), for the group commit's usual batch.
-            let names: Vec<String> = refs.iter().map(|r| r.oid.to_string()).collect();
-            let sql = insert_refs_sql(refs.len());
-            let inserted = insert_refs_query(&sql, refs, &names)
-                .fetch_all(&self.writer)
-                .await?;
-            mark_added(refs, &names, inserted, &mut added);
+            insert_refs(&self.writer, refs, &mut added).await?;
             return Ok(added);
         }
         let mut tx = self.writer.begin().await?;
-        for (c, chunk) in refs.chunks(rows_per_insert).enumerate() {
-            let names: Vec<String> = chunk.iter().map(|r| r.oid.to_string()).collect();
-            let sql = insert_refs_sql(chunk.len());
-            let inserted = insert_refs_query(&sql, chunk, &names)
-                .fetch_all(&mut *tx)
-                .await?;
-            let base = c * rows_per_insert;
-            mark_added(
-                chunk,
-                &names,
-                inserted,
-                &mut added[base..base + chunk.len()],
-            );
+        for (chunk, added) in refs
+            .chunks(rows_per_insert)
+            .zip(added.chunks_mut(rows_per_insert))
+        {
+            insert_refs(&mut *tx, chunk, added).await?;
         }
         tx.commit().await?;
         Ok(added)
@@ -235,24 +222,23 @@ impl Db {
     }
 }
 
-/// An insert of `rows` references that keeps existing rows and returns the inserted keys.
-fn insert_refs_sql(rows: usize) -> String {
-    let values = vec!["(?, ?, ?, ?, ?)"; rows].join(", ");
-    format!(
-        "INSERT INTO project_objects (project_id, kind, oid, size, created_at)
-         VALUES {values} ON CONFLICT DO NOTHING RETURNING project_id, kind, oid"
-    )
-}
-
 type InsertedRef = (i64, String, String);
 
-fn insert_refs_query<'q>(
-    sql: &'q str,
-    refs: &'q [ObjectRef],
-    names: &'q [String],
-) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, InsertedRef, sqlx::sqlite::SqliteArguments<'q>> {
-    let mut q = sqlx::query_as::<_, InsertedRef>(sql);
-    for (r, name) in refs.iter().zip(names) {
+/// Inserts `refs` in one statement, keeping existing rows, and sets `added[i]` for each
+/// reference that was new (the first with its key in the batch is the one that added it).
+async fn insert_refs<'e>(
+    exec: impl sqlx::SqliteExecutor<'e>,
+    refs: &[ObjectRef],
+    added: &mut [bool],
+) -> DbResult<()> {
+    let values = vec!["(?, ?, ?, ?, ?)"; refs.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO project_objects (project_id, kind, oid, size, created_at)
+         VALUES {values} ON CONFLICT DO NOTHING RETURNING project_id, kind, oid"
+    );
+    let names: Vec<String> = refs.iter().map(|r| r.oid.to_string()).collect();
+    let mut q = sqlx::query_as::<_, InsertedRef>(&sql);
+    for (r, name) in refs.iter().zip(&names) {
         q = q
             .bind(r.project_id)
             .bind(r.kind.as_str())
@@ -260,24 +246,15 @@ fn insert_refs_query<'q>(
             .bind(r.size as i64)
             .bind(r.created_at);
     }
-    q
-}
-
-/// Sets `added[i]` for each reference the insert reported; the first reference with a key in
-/// the batch is the one that added it.
-fn mark_added(
-    refs: &[ObjectRef],
-    names: &[String],
-    inserted: Vec<InsertedRef>,
-    added: &mut [bool],
-) {
+    let inserted = q.fetch_all(exec).await?;
     for (pid, kind, oid) in inserted {
         if let Some(i) = refs
             .iter()
-            .zip(names)
+            .zip(&names)
             .position(|(r, name)| r.project_id == pid && r.kind.as_str() == kind && *name == oid)
         {
             added[i] = true;
         }
     }
+    Ok(())
 }

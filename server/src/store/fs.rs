@@ -712,6 +712,21 @@ fn sync_filesystem(handle: &File, what: &Path) -> StoreResult<()> {
     handle.sync_all().map_err(|e| StoreError::io(context(), e))
 }
 
+/// Flushes the filesystem, then reports a write error of any of `temps` (see `check_written`).
+fn sync_filesystem_holding<'a>(
+    handle: &File,
+    what: &Path,
+    temps: impl IntoIterator<Item = (BlobKey, &'a TempBlob)>,
+) -> StoreResult<()> {
+    sync_filesystem(handle, what)?;
+    for (key, temp) in temps {
+        if let Some(f) = temp.file() {
+            check_written(f).map_err(|e| write_err(key, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Reports a writeback error of `file`'s data since it was opened, without writing or
 /// flushing anything (after a `syncfs` that wrote it). `syncfs` reports an error once per
 /// descriptor, possibly to a caller flushing other files; the file's own descriptor still
@@ -1205,14 +1220,13 @@ impl FsStore {
         let own: u64 = new.iter().map(|(_, size, _)| *size).sum();
         if choice.whole_filesystem(placed_files + new.len(), own) {
             let started = Instant::now();
-            let synced = sync_filesystem(&self.group_sync, &self.blobs);
+            let synced = sync_filesystem_holding(
+                &self.group_sync,
+                &self.blobs,
+                new.iter().map(|(k, _, t)| (*k, t)),
+            );
             choice.took(started.elapsed());
             synced?;
-            for (key, _, temp) in &new {
-                if let Some(f) = temp.file() {
-                    check_written(f).map_err(|e| write_err(*key, e))?;
-                }
-            }
             return Ok(new.into_iter().map(|(k, _, t)| (k, t)).collect());
         }
         // Each file's data and each folder flushed on its own, side by side: with a journal,
@@ -1248,12 +1262,11 @@ impl FsStore {
             })
             .collect();
         if temps.len() >= SYNCFS_MIN_FILES {
-            sync_filesystem(&self.bulk_sync, &self.tmp)?;
-            for (key, temp) in &temps {
-                if let Some(f) = temp.file() {
-                    check_written(f).map_err(|e| write_err(*key, e))?;
-                }
-            }
+            sync_filesystem_holding(
+                &self.bulk_sync,
+                &self.tmp,
+                temps.iter().map(|(k, t)| (*k, t)),
+            )?;
             return Ok(temps);
         }
         let (temps, flushed) = flush_side_by_side(temps, |(key, temp)| {
