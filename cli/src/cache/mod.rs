@@ -11,6 +11,7 @@
 //! still being staged, so the disk writes behind the hashing instead of after it.
 
 pub mod checkout;
+mod direct;
 pub mod link;
 pub mod outputs;
 
@@ -23,6 +24,7 @@ use std::sync::OnceLock;
 use lode_proto::{HashKind, ObjectId};
 use tempfile::TempPath;
 
+use self::direct::{AlignedBuf, ObjectWriter};
 use crate::hash::manifest::{Manifest, ManifestError};
 use crate::hash::multi::md5_many;
 use crate::hash::walk::Stat;
@@ -105,6 +107,8 @@ pub struct Staged {
     pub kind: HashKind,
     /// The written, read-only temp file; `None` when the object was already in the cache.
     tmp: Option<TempPath>,
+    /// Whether `tmp`'s bytes were already flushed to disk by whoever wrote them.
+    synced: bool,
 }
 
 impl Staged {
@@ -123,6 +127,7 @@ impl Staged {
             size,
             kind,
             tmp: Some(tmp),
+            synced: false,
         })
     }
 }
@@ -332,8 +337,8 @@ impl Cache {
             HashKind::Md5Dos2unix => self.root.clone(),
         };
         let tmp = self.temp_in(&stage_dir)?;
-        let (mut file, path) = tmp.into_parts();
-        let (digest, size) = copy_hashing(&mut f, &mut file, kind).map_err(|e| CacheError::Io {
+        let (file, path) = tmp.into_parts();
+        let (digest, size) = copy_hashing(&mut f, &file, kind).map_err(|e| CacheError::Io {
             path: src.to_path_buf(),
             source: e,
         })?;
@@ -343,12 +348,16 @@ impl Cache {
         if keep {
             file.set_permissions(std::fs::Permissions::from_mode(0o444))
                 .map_err(io_err(&path))?;
+            // Flushed here, by its own descriptor, rather than by a filesystem-wide flush at
+            // commit, which would also wait for every other program's unwritten data.
+            file.sync_data().map_err(io_err(&path))?;
         }
         Ok(Staged {
             oid,
             size,
             kind,
             tmp: keep.then_some(path),
+            synced: true,
         })
     }
 
@@ -456,6 +465,7 @@ impl Cache {
                 size: bytes.len() as u64,
                 kind,
                 tmp: None,
+                synced: true,
             });
         }
         let dest = self.object_path(&oid, kind);
@@ -478,6 +488,7 @@ impl Cache {
             size: bytes.len() as u64,
             kind,
             tmp: Some(path),
+            synced: false,
         })
     }
 
@@ -557,8 +568,9 @@ impl Cache {
     }
 
     fn persist(&self, pending: Vec<Pending>) -> Result<(), CacheError> {
-        match pending.as_slice() {
-            [] => return Ok(()),
+        let unsynced: Vec<&Pending> = pending.iter().filter(|p| !p.synced).collect();
+        match unsynced.as_slice() {
+            [] => {}
             [one] => File::open(&one.tmp)
                 .and_then(|f| f.sync_all())
                 .map_err(io_err(&one.tmp))?,
@@ -634,6 +646,7 @@ struct Pending {
     oid: ObjectId,
     kind: HashKind,
     size: u64,
+    synced: bool,
 }
 
 impl Pending {
@@ -643,6 +656,7 @@ impl Pending {
             oid: s.oid,
             kind: s.kind,
             size: s.size,
+            synced: s.synced,
         })
     }
 }
@@ -792,50 +806,40 @@ fn sync_filesystem(f: &File) -> std::io::Result<()> {
 
 /// Copies `src` to `dst` and hashes the same bytes. Large files hash on a second thread while the
 /// next chunk is read and written, so adding costs about one MD5 pass.
-fn copy_hashing(
-    src: &mut File,
-    dst: &mut File,
-    kind: HashKind,
-) -> std::io::Result<([u8; 16], u64)> {
+fn copy_hashing(src: &mut File, dst: &File, kind: HashKind) -> std::io::Result<([u8; 16], u64)> {
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<AlignedBuf>(4);
+        let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<AlignedBuf>(8);
         let hasher = s.spawn(move || {
             let mut h = StreamHasher::new(kind);
             for buf in rx {
-                h.update(&buf);
+                h.update(buf.data());
                 let _ = back_tx.send(buf);
             }
             h.finish()
         });
         let mut total = 0u64;
         let mut allocated = 0;
-        let mut since_flush = 0u64;
+        let mut out = ObjectWriter::new(dst);
         let result = (|| -> std::io::Result<()> {
             loop {
                 let mut buf = match back_rx.try_recv() {
                     Ok(b) => b,
                     Err(_) if allocated < 6 => {
                         allocated += 1;
-                        Vec::with_capacity(CHUNK)
+                        AlignedBuf::new(CHUNK)
                     }
                     Err(_) => back_rx
                         .recv()
                         .map_err(|_| std::io::Error::other("hasher stopped"))?,
                 };
-                buf.resize(CHUNK, 0);
-                let n = read_full(src, &mut buf)?;
+                let n = read_full(src, buf.space())?;
                 if n == 0 {
                     break;
                 }
-                buf.truncate(n);
-                dst.write_all(&buf)?;
+                buf.set_len(n);
+                out.write(buf.data())?;
                 total += n as u64;
-                since_flush += n as u64;
-                if since_flush >= 64 << 20 {
-                    start_writeback(dst, total - since_flush, since_flush);
-                    since_flush = 0;
-                }
                 tx.send(buf)
                     .map_err(|_| std::io::Error::other("hasher stopped"))?;
                 if n < CHUNK {
@@ -850,20 +854,6 @@ fn copy_hashing(
             .map_err(|_| std::io::Error::other("hasher panicked"))?;
         result.map(|()| (digest, total))
     })
-}
-
-/// Starts writing a finished range to disk now, so the final fsync has little left to do.
-fn start_writeback(f: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a hint on an open descriptor; failures only mean the final fsync does the work.
-    unsafe {
-        libc::sync_file_range(
-            f.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
 }
 
 #[cfg(test)]
