@@ -173,15 +173,27 @@ impl Cache {
     /// Whether every one of `oids` is in the cache. Large sets are checked by listing the object
     /// folders they fall in, which costs a few hundred `readdir`s instead of one `stat` each.
     pub fn contains_all(&self, oids: &[ObjectId], kind: HashKind) -> bool {
+        let present = self.present(oids, kind);
+        oids.iter().all(|o| present.contains(o))
+    }
+
+    /// Those of `oids` that are in the cache, found as [`Cache::contains_all`] does.
+    pub fn present(&self, oids: &[ObjectId], kind: HashKind) -> ObjectSet {
         use rayon::prelude::*;
         if oids.len() < 2048 {
-            return oids.par_iter().all(|o| self.contains(o, kind));
+            return oids
+                .par_iter()
+                .filter(|o| self.contains(o, kind))
+                .copied()
+                .collect();
         }
         let mut prefixes: Vec<String> = oids.iter().map(|o| o.hex()[..2].to_string()).collect();
         prefixes.sort_unstable();
         prefixes.dedup();
-        let present = self.list_prefixes(kind, &prefixes);
-        oids.iter().all(|o| present.contains(o))
+        let mut present = self.list_prefixes(kind, &prefixes);
+        let wanted: ObjectSet = oids.iter().copied().collect();
+        present.retain(|o| wanted.contains(o));
+        present
     }
 
     /// Every object of `kind` in the cache, by listing the object folders.

@@ -173,9 +173,11 @@ pub fn fetch(
                 wanted.entry(e.oid).or_insert(None);
             }
         }
+        let ids: Vec<ObjectId> = wanted.keys().copied().collect();
+        let mut present = cache.present(&ids, kind);
         let downloads: Vec<Download> = wanted
             .iter()
-            .filter(|(oid, _)| !cache.contains(oid, kind))
+            .filter(|(oid, _)| !present.contains(oid))
             .map(|(oid, size)| Download {
                 oid: *oid,
                 size: *size,
@@ -191,8 +193,9 @@ pub fn fetch(
         report
             .missing
             .extend(outcome.absent.iter().map(|o| (kind, *o)));
+        present.extend(outcome.done.iter().copied());
         for (oid, bytes, m) in fetched_dirs {
-            if m.entries().iter().all(|e| cache.contains(&e.oid, kind)) {
+            if m.entries().iter().all(|e| present.contains(&e.oid)) {
                 cache
                     .insert_bytes(oid, kind, &bytes)
                     .map_err(|e| RemoteError::Fatal(format!("cannot write to the cache: {e}")))?;
