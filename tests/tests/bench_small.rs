@@ -71,7 +71,9 @@ fn small_benchmark_measures_every_operation_for_both_tools() {
         "md5sum big.bin",
         "cat big.bin",
         "cp -r many folder",
-        "curl GET big.bin",
+        "curl GET big.bin from lode-server |",
+        "curl GET big.bin from lode-server into a file |",
+        "curl PUT big.bin to lode-server |",
     ] {
         assert!(
             report.contains(reference),
