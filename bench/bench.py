@@ -51,7 +51,6 @@ TOOLS = ["lode", "dvc"]
 # How long a freed inode stays unusable on ext4 without a journal while its inode-table block is
 # cached: RECENTCY_MIN (60 s), or 360 s once new files make that block dirty again; plus margin.
 SETTLE_SECONDS = 365
-DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 GNU_TIME = "/usr/bin/time"
 
 
@@ -263,17 +262,11 @@ class Bench:
 
         Without a journal, ext4 skips an inode freed in the last minutes while its inode-table
         block is cached, so creating files right after a mass delete crawls through the inode
-        bitmaps. Written-out table blocks dropped from the cache are not checked at all; without
-        the right to drop caches, the freed inodes are left to age out.
+        bitmaps. Dropping the kernel's caches would avoid that too, but it also changes how fast
+        the next pages are allocated, so the freed inodes are left to age out instead.
         """
-        os.sync()
-        try:
-            DROP_CACHES.write_text("3\n")
-            print("dropped the kernel caches (inode tables among them) after deleting the last run's files", flush=True)
-            return
-        except OSError:
-            pass
         print(f"waiting {SETTLE_SECONDS} s for the files just deleted to settle", flush=True)
+        os.sync()
         time.sleep(SETTLE_SECONDS)
 
     def reset_tracking(self, repo: Path) -> None:
