@@ -816,9 +816,14 @@ fn sync_filesystem(f: &File) -> std::io::Result<()> {
     }
 }
 
-/// Copies `src` to `dst` and hashes the same bytes. Large files hash on a second thread while the
-/// next chunk is read and written, so adding costs about one MD5 pass.
-fn copy_hashing(src: &mut File, dst: &File, kind: HashKind) -> std::io::Result<([u8; 16], u64)> {
+/// Copies `src` to the new file `dst` and hashes the same bytes. Large files hash on a second
+/// thread while the next chunk is read and written, so storing costs about one MD5 pass. Bytes
+/// are hashed in whole [`CHUNK`]s, as the legacy hash requires.
+pub fn copy_hashing(
+    src: &mut impl std::io::Read,
+    dst: &File,
+    kind: HashKind,
+) -> std::io::Result<([u8; 16], u64)> {
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<AlignedBuf>(4);
         let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<AlignedBuf>(8);

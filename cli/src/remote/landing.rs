@@ -3,16 +3,14 @@
 //! filesystem flush rather than one fsync each). A body that does not match is deleted, so the
 //! cache never holds a wrong or partial object.
 
-use std::io::Write;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use lode_proto::{HashKind, ObjectId};
 use tokio::sync::{mpsc, Mutex};
 
 use super::Fail;
-use crate::cache::{Cache, Staged};
-use crate::hash::{StreamHasher, CHUNK};
+use crate::cache::{copy_hashing, Cache, Staged};
 
 /// Objects committed to the cache at once.
 const COMMIT_BATCH: usize = 8192;
@@ -22,60 +20,25 @@ fn cache_fail(e: impl std::fmt::Display) -> Fail {
     Fail::Fatal(format!("cannot write to the cache: {e}"))
 }
 
-/// Large downloads start writing to disk every this many bytes, so the fsync before the object
-/// is renamed into place has little left to do.
-const WRITEBACK_STEP: u64 = 64 << 20;
-
-fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a hint on an open descriptor; failures only mean the final fsync does the work.
-    unsafe {
-        libc::sync_file_range(
-            f.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
+/// The pieces of a body arriving from the network, read as one stream on a blocking thread.
+struct Pieces {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
 }
 
-/// Feeds a hasher whole [`CHUNK`]s, as the legacy rule requires, whatever the pieces' sizes.
-struct ChunkedHasher {
-    h: StreamHasher,
-    kind: HashKind,
-    pending: Vec<u8>,
-}
-
-impl ChunkedHasher {
-    fn new(kind: HashKind) -> Self {
-        ChunkedHasher {
-            h: StreamHasher::new(kind),
-            kind,
-            pending: Vec::new(),
-        }
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        if self.kind == HashKind::Md5 {
-            self.h.update(data);
-            return;
-        }
-        while !data.is_empty() {
-            let take = (CHUNK - self.pending.len()).min(data.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.pending.len() == CHUNK {
-                self.h.update(&self.pending);
-                self.pending.clear();
+impl std::io::Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(piece) => self.current = piece,
+                // The sender is gone: the body ended (or broke, which the hash then shows).
+                None => return Ok(0),
             }
         }
-    }
-
-    fn finish(mut self) -> [u8; 16] {
-        if !self.pending.is_empty() {
-            self.h.update(&self.pending);
-        }
-        self.h.finish()
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        Ok(n)
     }
 }
 
@@ -89,22 +52,14 @@ pub struct Lander {
 impl Lander {
     pub fn start(cache: Arc<Cache>, kind: HashKind, oid: ObjectId) -> Result<Lander, Fail> {
         let tmp = cache.temp_for(&oid, kind).map_err(cache_fail)?;
-        let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+        let (tx, rx) = mpsc::channel::<Bytes>(8);
         let writer = tokio::task::spawn_blocking(move || {
-            let (mut file, path) = tmp.into_parts();
-            let mut h = ChunkedHasher::new(kind);
-            let mut size = 0u64;
-            let mut flushed = 0u64;
-            while let Some(piece) = rx.blocking_recv() {
-                h.update(&piece);
-                file.write_all(&piece).map_err(cache_fail)?;
-                size += piece.len() as u64;
-                if size - flushed >= WRITEBACK_STEP {
-                    start_writeback(&file, flushed, size - flushed);
-                    flushed = size;
-                }
-            }
-            let got = h.finish();
+            let (file, path) = tmp.into_parts();
+            let mut pieces = Pieces {
+                rx,
+                current: Bytes::new(),
+            };
+            let (got, size) = copy_hashing(&mut pieces, &file, kind).map_err(cache_fail)?;
             if &got != oid.digest() {
                 return Err(Fail::Object(format!(
                     "downloaded content hashes to {} ({kind}), not to its name; nothing was kept",
@@ -204,20 +159,66 @@ impl Committer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::LinkType;
+    use crate::hash::{StreamHasher, CHUNK};
 
-    #[test]
-    fn chunked_legacy_hash_matches_whole() {
+    /// CRLF text spanning several hash chunks, named by the legacy hash of whole chunks.
+    fn legacy_body() -> (Vec<u8>, ObjectId) {
         let data: Vec<u8> = (0..(CHUNK * 2 + 77))
-            .map(|i| if i % 10 == 9 { b'\n' } else { b'a' })
+            .map(|i| match i % 10 {
+                8 => b'\r',
+                9 => b'\n',
+                _ => b'a',
+            })
             .collect();
-        let mut whole = StreamHasher::new(HashKind::Md5Dos2unix);
+        let mut h = StreamHasher::new(HashKind::Md5Dos2unix);
         for c in data.chunks(CHUNK) {
-            whole.update(c);
+            h.update(c);
         }
-        let mut pieces = ChunkedHasher::new(HashKind::Md5Dos2unix);
-        for c in data.chunks(4093) {
-            pieces.update(c);
+        (data, ObjectId::from_digest(h.finish(), false))
+    }
+
+    async fn land(cache: &Arc<Cache>, oid: ObjectId, data: &[u8]) -> Result<Staged, Fail> {
+        let mut lander = Lander::start(cache.clone(), HashKind::Md5Dos2unix, oid)?;
+        // Pieces that never line up with the hash chunks.
+        for piece in data.chunks(4093) {
+            lander.push(Bytes::copy_from_slice(piece)).await?;
         }
-        assert_eq!(whole.finish(), pieces.finish());
+        lander.finish().await
+    }
+
+    fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        walkdir::WalkDir::new(dir)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn legacy_body_in_odd_pieces_lands_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::new(dir.path().into(), vec![LinkType::Copy], false));
+        let (data, oid) = legacy_body();
+        let staged = land(&cache, oid, &data).await.unwrap();
+        assert_eq!(staged.size, data.len() as u64);
+        cache.commit(vec![staged]).unwrap();
+        let stored = std::fs::read(cache.object_path(&oid, HashKind::Md5Dos2unix)).unwrap();
+        assert!(stored == data);
+    }
+
+    #[tokio::test]
+    async fn body_not_matching_its_name_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::new(dir.path().into(), vec![LinkType::Copy], false));
+        let (mut data, oid) = legacy_body();
+        data[CHUNK + 3] = b'b';
+        match land(&cache, oid, &data).await {
+            Err(Fail::Object(m)) => assert!(m.contains("not to its name"), "{m}"),
+            Err(_) => panic!("expected an object failure"),
+            Ok(_) => panic!("a corrupted body was accepted"),
+        }
+        assert_eq!(files_under(dir.path()), Vec::<std::path::PathBuf>::new());
     }
 }
