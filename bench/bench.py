@@ -216,7 +216,9 @@ class Bench:
         self.server: Server | None = None
         self.tokens: dict[str, str] = {}
         self.trash = self.work / "trash"
-        if self.empty_trash() and not args.small:
+        self.trash_emptied = self.work / "trash-emptied-at"
+        self.empty_trash()
+        if not args.small:
             self.settle()
 
     def runs(self, workload: str) -> int:
@@ -271,13 +273,14 @@ class Bench:
         self.trash.mkdir(parents=True, exist_ok=True)
         os.rename(path, self.trash / f"{len(os.listdir(self.trash)):06d}-{path.name}")
 
-    def empty_trash(self) -> bool:
-        """Deletes what earlier steps and runs set aside; says whether there was any."""
+    def empty_trash(self) -> None:
+        """Deletes what earlier steps and runs set aside, noting when (see settle)."""
         if not self.trash.exists():
-            return False
+            return
         subprocess.run(["chmod", "-R", "u+w", str(self.trash)], check=False)
         shutil.rmtree(self.trash)
-        return True
+        os.sync()
+        self.trash_emptied.write_text(f"{time.time()}\n")
 
     def settle(self) -> None:
         """Lets the inodes just freed become reusable before anything is measured.
@@ -287,9 +290,14 @@ class Bench:
         bitmaps. Dropping the kernel's caches would avoid that too, but it also changes how fast
         the next pages are allocated, so the freed inodes are left to age out instead.
         """
-        print(f"waiting {SETTLE_SECONDS} s for the files just deleted to settle", flush=True)
-        os.sync()
-        time.sleep(SETTLE_SECONDS)
+        try:
+            since = time.time() - float(self.trash_emptied.read_text())
+        except (OSError, ValueError):
+            return
+        wait = SETTLE_SECONDS - since
+        if wait > 0:
+            print(f"waiting {wait:.0f} s for the files deleted {since:.0f} s ago to settle", flush=True)
+            time.sleep(wait)
 
     def reset_tracking(self, repo: Path) -> None:
         for p in [repo / ".dvc" / "cache", repo / ".dvc" / "tmp", repo / ".site-cache"]:
