@@ -100,7 +100,8 @@ impl<'a> ObjectWriter<'a> {
             return Ok(());
         }
         if self.direct {
-            // An unaligned tail: the end of the file.
+            // Bytes that cannot go directly: the file's unaligned tail, or a buffer or offset
+            // out of alignment. From here on, everything goes through the page cache.
             self.buffered()?;
         }
         self.file.write_all_at(rest, self.offset)?;
