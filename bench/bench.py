@@ -148,6 +148,15 @@ def has_few_files(path: Path, limit: int = 100) -> bool:
     return True
 
 
+def remove(path: Path) -> None:
+    """Deletes a file or a whole folder, read-only cache objects and folders included."""
+    if not path.is_dir():
+        path.unlink()
+        return
+    subprocess.run(["chmod", "-R", "u+w", str(path)], check=False)
+    shutil.rmtree(path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -264,11 +273,7 @@ class Bench:
         if not path.exists():
             return
         if has_few_files(path):
-            if path.is_dir():
-                subprocess.run(["chmod", "-R", "u+w", str(path)], check=False)
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            remove(path)
             return
         self.trash.mkdir(parents=True, exist_ok=True)
         os.rename(path, self.trash / f"{len(os.listdir(self.trash)):06d}-{path.name}")
@@ -277,8 +282,7 @@ class Bench:
         """Deletes what earlier steps and runs set aside, noting when (see settle)."""
         if not self.trash.exists():
             return
-        subprocess.run(["chmod", "-R", "u+w", str(self.trash)], check=False)
-        shutil.rmtree(self.trash)
+        remove(self.trash)
         os.sync()
         self.trash_emptied.write_text(f"{time.time()}\n")
 
@@ -463,7 +467,8 @@ class Bench:
             token = self.tokens.get("lode-big")
             if self.server and token:
                 auth = ["-H", f"Authorization: Bearer {token}"]
-                url = self.big_object_url(source, f"lode-big-{self.runs('big') - 1}")
+                key = self.big_object_key(source)
+                url = f"{self.server.url}/lode-big-{self.runs('big') - 1}/{key}"
                 self.reference(
                     workload,
                     "curl GET big.bin from lode-server",
@@ -486,7 +491,7 @@ class Bench:
                     [
                         "curl", "-sSf", "-o", "/dev/null", "-T", str(big),
                         "-H", f"Authorization: Bearer {put_token}",
-                        self.big_object_url(source, "curl-big"),
+                        f"{self.server.url}/curl-big/{key}",
                     ],
                     source,
                 )
@@ -494,11 +499,11 @@ class Bench:
             dest = self.work / "cp-many"
             self.reference(workload, "cp -r many folder", ["cp", "-r", str(data), str(dest)], source, clear=dest)
 
-    def big_object_url(self, source: Path, project: str) -> str:
-        assert self.server is not None
+    def big_object_key(self, source: Path) -> str:
+        """The big file's object path within a project on the server."""
         out = sh(["md5sum", str(source / "data" / "big.bin")], source, self.env)
         md5 = out.split()[0]
-        return f"{self.server.url}/{project}/files/md5/{md5[:2]}/{md5[2:]}"
+        return f"files/md5/{md5[:2]}/{md5[2:]}"
 
     # -- report ------------------------------------------------------------
 
