@@ -208,23 +208,10 @@ impl Git {
         Ok(lines(&run_ok(&self.root, &args)?))
     }
 
-    /// All `*.dvc` files in a commit's tree, under `subdir` (relative to the work tree's top,
-    /// empty for all), with their contents. One `ls-tree` plus one `cat-file --batch` process.
-    pub fn dvc_files_at(&self, rev: &str, subdir: &str) -> Result<Vec<RevFile>, GitError> {
-        self.files_at(rev, subdir, &|name| {
-            name.ends_with(".dvc") && name != ".dvc"
-        })
-    }
-
-    /// Like [`dvc_files_at`](Self::dvc_files_at), plus the pipelines' `dvc.lock` files.
-    pub fn dvc_and_lock_files_at(&self, rev: &str, subdir: &str) -> Result<Vec<RevFile>, GitError> {
-        self.files_at(rev, subdir, &|name| {
-            (name.ends_with(".dvc") && name != ".dvc") || name == "dvc.lock"
-        })
-    }
-
-    /// Blobs of a commit's tree under `subdir` whose file name `want` accepts.
-    fn files_at(
+    /// Blobs of a commit's tree under `subdir` (relative to the work tree's top, empty for
+    /// all) whose file name `want` accepts, with their contents. One `ls-tree` plus one
+    /// `cat-file --batch` process.
+    pub fn files_at(
         &self,
         rev: &str,
         subdir: &str,
@@ -349,19 +336,21 @@ mod tests {
         assert_eq!(commits.len(), 2);
         let tags = g.tag_commits().expect("tags");
         assert_eq!(tags.len(), 1);
-        let mut files = g.dvc_files_at(&tags[0], "").expect("files");
+        let dvc_files = |name: &str| name.ends_with(".dvc") && name != ".dvc";
+        let with_locks = |name: &str| dvc_files(name) || name == "dvc.lock";
+        let mut files = g.files_at(&tags[0], "", &dvc_files).expect("files");
         files.sort_by(|a, b| a.path.cmp(&b.path));
         assert_eq!(files.len(), 2);
         assert_eq!(files[0].path, "a.dvc");
         assert_eq!(files[0].bytes, b"one\n");
         assert_eq!(files[1].path, "sub/b c.dvc");
-        let head = g.dvc_files_at("HEAD", "sub").expect("files");
+        let head = g.files_at("HEAD", "sub", &dvc_files).expect("files");
         assert_eq!(head.len(), 1);
         std::fs::write(root.join("sub/dvc.lock"), "schema: '2.0'\n").expect("write");
         git(root, &["add", "."]);
         git(root, &["commit", "-q", "-m", "lock"]);
-        assert_eq!(g.dvc_files_at("HEAD", "").expect("files").len(), 2);
-        let with_locks = g.dvc_and_lock_files_at("HEAD", "sub").expect("files");
+        assert_eq!(g.files_at("HEAD", "", &dvc_files).expect("files").len(), 2);
+        let with_locks = g.files_at("HEAD", "sub", &with_locks).expect("files");
         assert_eq!(with_locks.len(), 2);
         assert!(with_locks.iter().any(|f| f.path == "sub/dvc.lock"));
         assert_eq!(g.branch_commits().expect("branches").len(), 1);

@@ -14,50 +14,19 @@
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use lode_proto::{HashKind, ObjectId};
-use regex::Regex;
 
 use crate::cache::Cache;
 use crate::cli::GcArgs;
 use crate::commands::Ui;
-use crate::git::Git;
 use crate::repo::config::ConfigError;
-use crate::repo::dvcfile::{self, DvcFile};
 use crate::repo::dvcignore::DvcIgnore;
+use crate::repo::revisions::{RevOutputs, Revision, Scope, Walker};
 use crate::repo::{Repo, RepoError};
 use crate::LodeError;
 
 const PROMPT: &str = "Are you sure you want to proceed? [y/n]: ";
-
-static LOCK_MD5: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?m)\bmd5:\s*['"]?([0-9a-f]{32}(?:\.dir)?)\b"#).expect("static regex")
-});
-
-/// `dvc.lock` files of the workspace, skipping what `.dvcignore` hides, `.git`, `.dvc` and
-/// nested repositories.
-fn workspace_locks(root: &Path, ignore: &DvcIgnore) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(root)
-        .into_iter()
-        .filter_entry(|e| {
-            let Ok(rel) = e.path().strip_prefix(root) else {
-                return false;
-            };
-            if rel.as_os_str().is_empty() {
-                return true;
-            }
-            let name = e.file_name();
-            if e.file_type().is_dir() && (name == ".git" || name == ".dvc") {
-                return false;
-            }
-            !ignore.is_ignored(rel, e.file_type().is_dir())
-        })
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && e.file_name() == "dvc.lock")
-        .map(|e| e.into_path())
-        .collect()
-}
 
 fn warning_text(args: &GcArgs) -> String {
     let mut msg = String::from("This will remove all cache except items used in the workspace");
@@ -128,24 +97,20 @@ impl Used {
         }
     }
 
-    fn add_file(&mut self, file: &DvcFile) {
-        for out in &file.outs {
-            if !out.cache {
+    /// Keeps what one revision tracks; the md5s of its `dvc.lock` files in both layouts,
+    /// since a lock does not say which one they belong to.
+    fn add(&mut self, found: RevOutputs) {
+        for d in found.outs {
+            if !d.out.cache {
                 continue;
             }
-            if let Some(oid) = out.oid {
-                self.set(out.kind).insert(oid);
+            if let Some(oid) = d.out.oid {
+                self.set(d.out.kind).insert(oid);
             }
         }
-    }
-
-    /// Keeps every md5 named in a `dvc.lock`, whichever layout it belongs to.
-    fn add_lock(&mut self, text: &str) {
-        for caps in LOCK_MD5.captures_iter(text) {
-            if let Ok(oid) = caps[1].parse::<ObjectId>() {
-                self.md5.insert(oid);
-                self.legacy.insert(oid);
-            }
+        for oid in found.lock_hashes {
+            self.md5.insert(oid);
+            self.legacy.insert(oid);
         }
     }
 
@@ -179,90 +144,20 @@ impl Used {
     }
 }
 
-/// The repository root relative to the Git work tree's top, `/`-joined (empty at the top).
-fn subdir_in_git(git: &Git, root: &Path) -> String {
-    let top = std::fs::canonicalize(&git.root).unwrap_or_else(|_| git.root.clone());
-    let here = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    here.strip_prefix(&top)
-        .map(|p| {
-            p.components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .unwrap_or_default()
-}
-
-fn git_err(e: crate::git::GitError) -> LodeError {
-    LodeError::Other(e.to_string())
-}
-
 fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache) -> Result<Used, LodeError> {
     let mut used = Used::default();
     let ignore = DvcIgnore::new(&repo.root);
-    let root = repo.root.clone();
-    let ignored = |p: &Path, is_dir: bool| match p.strip_prefix(&root) {
-        Ok(rel) => ignore.is_ignored(rel, is_dir),
-        Err(_) => false,
+    let walker = Walker::new(&repo.root, &ignore);
+    let scope = Scope {
+        all_branches: args.all_branches,
+        all_tags: args.all_tags,
+        all_commits: args.all_commits,
+        rev: args.rev.clone(),
+        num: args.num,
     };
-    for path in dvcfile::collect(&repo.root, &ignored) {
-        used.add_file(&DvcFile::load(&path)?);
-    }
-    for lock in workspace_locks(&repo.root, &ignore) {
-        let text = std::fs::read(&lock).map_err(|source| RepoError::Io {
-            path: lock.clone(),
-            source,
-        })?;
-        used.add_lock(&String::from_utf8_lossy(&text));
-    }
-
-    if args.all_branches || args.all_tags || args.all_commits || args.rev.is_some() {
-        let git = Git::discover(&repo.root).map_err(git_err)?.ok_or_else(|| {
-            LodeError::Other(
-                "`--all-branches`, `--all-tags` and `--all-commits` need a Git repository".into(),
-            )
-        })?;
-        let num = args.num.unwrap_or(1);
-        let mut revs: Vec<String> = Vec::new();
-        if let Some(rev) = &args.rev {
-            revs.extend(git.first_parent_commits(rev, num).map_err(git_err)?);
-        }
-        if args.all_commits {
-            revs.extend(git.all_commits().map_err(git_err)?);
-        } else {
-            if args.all_branches {
-                for tip in git.branch_commits().map_err(git_err)? {
-                    revs.extend(git.first_parent_commits(&tip, num).map_err(git_err)?);
-                }
-            }
-            if args.all_tags {
-                revs.extend(git.tag_commits().map_err(git_err)?);
-            }
-        }
-        let mut seen = HashSet::new();
-        revs.retain(|r| seen.insert(r.clone()));
-        let sub = subdir_in_git(&git, &repo.root);
-        for rev in revs {
-            for f in git.dvc_and_lock_files_at(&rev, &sub).map_err(git_err)? {
-                let rel = if sub.is_empty() {
-                    f.path.as_str()
-                } else {
-                    &f.path[sub.len() + 1..]
-                };
-                if rel == "dvc.lock" || rel.ends_with("/dvc.lock") {
-                    used.add_lock(&String::from_utf8_lossy(&f.bytes));
-                    continue;
-                }
-                let path: PathBuf = repo.root.join(rel);
-                let text = String::from_utf8(f.bytes).map_err(|_| {
-                    LodeError::Other(format!("'{}' at revision {rev} is not valid UTF-8", f.path))
-                })?;
-                let parsed = DvcFile::parse(&path, text).map_err(|e| {
-                    LodeError::Other(format!("{e} (at revision {})", &rev[..rev.len().min(7)]))
-                })?;
-                used.add_file(&parsed);
-            }
-        }
+    used.add(walker.outputs_at(&Revision::Workspace)?);
+    for rev in walker.commits(&scope)? {
+        used.add(walker.outputs_at(&rev)?);
     }
     used.expand_dirs(cache)?;
     Ok(used)

@@ -52,10 +52,11 @@ pub(crate) fn transfer_session(
     args: &crate::cli::TransferArgs,
     action: &str,
 ) -> Result<crate::remote::session::Session, LodeError> {
-    let scope = crate::remote::used::Scope {
+    let scope = crate::repo::revisions::Scope {
         all_branches: args.all_branches,
         all_tags: args.all_tags,
         all_commits: args.all_commits,
+        ..Default::default()
     };
     crate::remote::session::Session::open(
         &args.targets,

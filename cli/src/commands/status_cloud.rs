@@ -9,7 +9,7 @@ use crate::cli::StatusArgs;
 use crate::commands::Ui;
 use crate::hash::manifest::push_json_string;
 use crate::remote::sync;
-use crate::remote::used::{self, Scope};
+use crate::remote::used;
 use crate::remote::{self as remote_mod, Remote};
 use crate::repo::{current_dir, Repo};
 use crate::LodeError;
@@ -20,7 +20,7 @@ pub fn run(args: &StatusArgs, ui: Ui) -> Result<u8, LodeError> {
     let repo = Repo::from_cwd()?;
     let cwd = current_dir()?;
     let outputs = Outputs::open(&repo)?;
-    let used = used::collect(&repo, &outputs, &args.targets, &cwd, Scope::default(), 1)?;
+    let used = used::collect(&outputs, &args.targets, &cwd, &Default::default(), 1)?;
     let conf =
         remote_mod::resolve(&repo, args.remote.as_deref()).map_err(|e| e.into_lode(ACTION))?;
     let remote = Remote::open(&conf, args.jobs).map_err(|e| e.into_lode(ACTION))?;

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::cache::outputs::Outputs;
 use crate::cache::Cache;
-use crate::remote::used::{self, Scope, UsedOut};
+use crate::remote::used::{self, UsedOut};
 use crate::remote::{self as remote_mod, Remote};
 use crate::repo::lock::RepoLock;
+use crate::repo::revisions::Scope;
 use crate::repo::{current_dir, Repo};
 use crate::LodeError;
 
@@ -26,7 +27,7 @@ pub struct Session {
 impl Session {
     /// Opens the repository of the current directory; `action` prefixes remote errors the way
     /// DVC does (`failed to push data to the cloud - ...`).
-    pub fn open(
+    pub(crate) fn open(
         targets: &[PathBuf],
         remote: Option<&str>,
         jobs: Option<usize>,
@@ -37,7 +38,7 @@ impl Session {
         let lock = repo.lock()?;
         let cwd = current_dir()?;
         let outputs = Outputs::open(&repo)?;
-        let used = used::collect(&repo, &outputs, targets, &cwd, scope, 1)?;
+        let used = used::collect(&outputs, targets, &cwd, &scope, 1)?;
         let conf = remote_mod::resolve(&repo, remote).map_err(|e| e.into_lode(action))?;
         let remote = Remote::open(&conf, jobs).map_err(|e| e.into_lode(action))?;
         let cache = Arc::new(Cache::for_repo(&repo)?);

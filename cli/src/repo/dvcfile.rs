@@ -111,17 +111,34 @@ impl From<DvcFileError> for crate::LodeError {
 /// (absolute path, is-dir). Folders that are outputs of `.dvc` files found next to them are not
 /// descended into: data directories can be huge and never hold `.dvc` files DVC would use.
 pub fn collect(root: &Path, ignored: &crate::hash::walk::IgnoreFn<'_>) -> Vec<PathBuf> {
-    let mut found = collect_in(root, ignored);
+    collect_named(root, ignored, &|name| {
+        name.as_encoded_bytes().ends_with(b".dvc") && name.len() > 4
+    })
+}
+
+/// Like [`collect`], for every file whose name `want` accepts (`.dvc` files decide which
+/// folders are outputs either way).
+pub(crate) fn collect_named(
+    root: &Path,
+    ignored: &crate::hash::walk::IgnoreFn<'_>,
+    want: &(dyn Fn(&std::ffi::OsStr) -> bool + Sync),
+) -> Vec<PathBuf> {
+    let mut found = collect_in(root, ignored, want);
     found.sort();
     found
 }
 
-fn collect_in(dir: &Path, ignored: &crate::hash::walk::IgnoreFn<'_>) -> Vec<PathBuf> {
+fn collect_in(
+    dir: &Path,
+    ignored: &crate::hash::walk::IgnoreFn<'_>,
+    want: &(dyn Fn(&std::ffi::OsStr) -> bool + Sync),
+) -> Vec<PathBuf> {
     use rayon::prelude::*;
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut files = Vec::new();
+    let mut dvc_files = Vec::new();
     let mut subdirs = Vec::new();
     for ent in rd.flatten() {
         let path = ent.path();
@@ -137,21 +154,30 @@ fn collect_in(dir: &Path, ignored: &crate::hash::walk::IgnoreFn<'_>) -> Vec<Path
             if name != ".git" && name != ".dvc" && !ignored(&path, true) {
                 subdirs.push(path);
             }
-        } else if name.as_encoded_bytes().ends_with(b".dvc")
-            && name.len() > 4
-            && path.is_file()
-            && !ignored(&path, false)
-        {
+            continue;
+        }
+        let is_dvc = name.as_encoded_bytes().ends_with(b".dvc") && name.len() > 4;
+        let wanted = want(&name);
+        if !(is_dvc || wanted) || !path.is_file() || ignored(&path, false) {
+            continue;
+        }
+        if is_dvc {
+            dvc_files.push(path.clone());
+        }
+        if wanted {
             files.push(path);
         }
     }
-    let outputs: Vec<PathBuf> = files
+    let outputs: Vec<PathBuf> = dvc_files
         .iter()
         .filter_map(|f| DvcFile::load(f).ok())
         .flat_map(|d| (0..d.outs.len()).map(move |i| d.out_path(i)))
         .collect();
     subdirs.retain(|d| !outputs.contains(d));
-    let nested: Vec<Vec<PathBuf>> = subdirs.par_iter().map(|d| collect_in(d, ignored)).collect();
+    let nested: Vec<Vec<PathBuf>> = subdirs
+        .par_iter()
+        .map(|d| collect_in(d, ignored, want))
+        .collect();
     files.extend(nested.into_iter().flatten());
     files
 }
@@ -255,6 +281,11 @@ impl DvcFile {
             path: path.to_path_buf(),
             source,
         })?;
+        DvcFile::from_bytes(path, bytes)
+    }
+
+    /// Validates `bytes` (read from the file at `path`) as a `.dvc` file.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<DvcFile, DvcFileError> {
         let text = String::from_utf8(bytes).map_err(|e| DvcFileError::Syntax {
             display: display_name(path),
             detail: format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()),
