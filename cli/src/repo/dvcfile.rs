@@ -2,15 +2,20 @@
 //!
 //! Reading accepts any YAML 1.2 layout and key order, and validates the keys allowed at every level
 //! the way DVC's schema does, so a file DVC rejects is rejected here with the same message.
-//! Writing a new file emits DVC's fixed block layout directly. Updating an existing file edits only
-//! the lines of the values that changed, so comments, key order and other keys survive as they do
-//! with DVC's round-trip YAML; keys that are new to an entry are appended at the end of its mapping.
+//! `deps:` entries (imports) are modelled in [`deps`]. Writing a new file emits DVC's fixed block
+//! layout directly. Updating an existing file edits only the lines of the values that changed, so
+//! comments, key order and other keys survive as they do with DVC's round-trip YAML; keys that
+//! are new to an entry are appended at the end of its mapping.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use lode_proto::{HashKind, ObjectId};
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
+
+mod deps;
+
+pub use deps::{render_import, stage_md5, Dep, RepoSource, Setting};
 
 /// Keys DVC allows at the top level of a `.dvc` file.
 pub const TOP_KEYS: &[&str] = &[
@@ -48,6 +53,28 @@ pub const OUT_KEYS: &[&str] = &[
     "files",
     "fs_config",
 ];
+
+/// Keys DVC allows in an entry of `deps:`.
+pub const DEP_KEYS: &[&str] = &[
+    "md5",
+    "checksum",
+    "etag",
+    "size",
+    "nfiles",
+    "isexec",
+    "version_id",
+    "path",
+    "persist",
+    "cloud",
+    "hash",
+    "repo",
+    "db",
+    "files",
+    "fs_config",
+];
+
+/// Keys DVC allows in the `repo:` of an import's dependency.
+pub const REPO_KEYS: &[&str] = &["url", "rev", "rev_lock", "config", "remote"];
 
 /// Keys DVC allows in an entry of an output's `files:` list.
 pub const FILE_KEYS: &[&str] = &[
@@ -228,20 +255,13 @@ pub struct OutRecord {
 
 impl OutRecord {
     fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut v = vec![
-            ("md5", self.oid.to_string()),
-            ("size", self.size.to_string()),
-        ];
-        if let Some(n) = self.nfiles {
-            v.push(("nfiles", n.to_string()));
-        }
-        if self.isexec {
-            v.push(("isexec", "true".into()));
-        }
-        if self.kind == HashKind::Md5 {
-            v.push(("hash", "md5".into()));
-        }
-        v
+        deps::hash_fields(
+            Some(self.oid),
+            Some(self.size),
+            self.nfiles,
+            self.isexec,
+            self.kind,
+        )
     }
 }
 
@@ -250,6 +270,11 @@ impl OutRecord {
 pub struct DvcFile {
     /// Where the file lives (as given to [`DvcFile::load`]).
     pub path: PathBuf,
+    /// The stage hash DVC records for imports (`md5:` at the top).
+    pub md5: Option<String>,
+    /// `frozen: true`: DVC does not update the file's outputs from its dependencies.
+    pub frozen: bool,
+    pub deps: Vec<Dep>,
     pub outs: Vec<Out>,
     text: String,
     layouts: Vec<Option<OutLayout>>,
@@ -302,7 +327,9 @@ impl DvcFile {
         })?;
         let mut errors = Vec::new();
         let mut outs = Vec::new();
+        let mut deps = Vec::new();
         let mut layouts = Vec::new();
+        let (mut md5, mut frozen) = (None, false);
         match &root {
             None => {}
             Some(Node::Map { entries, .. }) => {
@@ -327,13 +354,31 @@ impl DvcFile {
                             Node::Null => {}
                             _ => errors.push("expected a list, in outs".into()),
                         },
-                        "deps" if !matches!(v, Node::Seq { .. } | Node::Null) => {
-                            errors.push("expected a list, in deps".into());
-                        }
+                        "deps" => match v {
+                            Node::Seq { items, .. } => {
+                                for (i, item) in items.iter().enumerate() {
+                                    if let Some(dep) =
+                                        deps::read_dep(item, &format!("deps -> {i}"), &mut errors)
+                                    {
+                                        deps.push(dep);
+                                    }
+                                }
+                            }
+                            Node::Null => {}
+                            _ => errors.push("expected a list, in deps".into()),
+                        },
                         "locked" | "frozen" | "always_changed" => {
-                            check_type(v, Ty::Bool, key, None, &mut errors)
+                            check_type(v, Ty::Bool, key, None, &mut errors);
+                            if key == "frozen" {
+                                frozen = v.as_str().and_then(parse_bool).unwrap_or(false);
+                            }
                         }
-                        "md5" | "wdir" | "desc" => check_type(v, Ty::Str, key, None, &mut errors),
+                        "md5" | "wdir" | "desc" => {
+                            check_type(v, Ty::Str, key, None, &mut errors);
+                            if key == "md5" {
+                                md5 = v.as_str().map(str::to_string);
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -345,6 +390,9 @@ impl DvcFile {
         }
         Ok(DvcFile {
             path: path.to_path_buf(),
+            md5,
+            frozen,
+            deps,
             outs,
             text,
             layouts,
