@@ -443,3 +443,91 @@ fn make_dir_replacing_files(dir: &Path) -> Result<(), CacheError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Cache, LinkType};
+    use crate::hash::manifest::Entry;
+
+    fn out(path: &str, oid: ObjectId) -> Out {
+        Out {
+            path: path.into(),
+            oid: Some(oid),
+            kind: HashKind::Md5,
+            size: None,
+            nfiles: None,
+            isexec: false,
+            cache: true,
+        }
+    }
+
+    /// What `get` needs: a cache in any folder, outputs written into a folder that belongs to no
+    /// repository, with the process's current folder elsewhere.
+    #[test]
+    fn checks_out_outside_any_repository() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(tmp.path().join("cache"), vec![LinkType::Copy], false);
+        let put = |cache: &Cache, bytes: &[u8]| {
+            let oid = ObjectId::from_digest(crate::hash::md5_bytes(bytes), false);
+            cache
+                .insert_bytes(oid, HashKind::Md5, bytes)
+                .expect("insert");
+            oid
+        };
+        let one = put(&cache, b"one\n");
+        let two = put(&cache, b"two\n");
+        let manifest = Manifest::new(vec![
+            Entry {
+                relpath: "a.txt".into(),
+                oid: one,
+            },
+            Entry {
+                relpath: "sub/b.txt".into(),
+                oid: two,
+            },
+        ]);
+        let dir = manifest.oid();
+        cache
+            .insert_bytes(dir, HashKind::Md5, &manifest.to_json())
+            .expect("manifest");
+
+        let dest = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(&dest).expect("mkdir");
+        let outputs = Outputs::outside_repo(&dest, cache);
+        for (name, oid) in [("file.txt", one), ("data", dir)] {
+            let o = out(name, oid);
+            let path = dest.join(name);
+            let planned = outputs.plan_checkout(&path, &o, false).expect("plan");
+            assert!(planned.unsaved.is_empty());
+            let change = outputs
+                .apply_checkout(&path, &o, planned.plan)
+                .expect("apply");
+            assert_eq!(change, Some(Change::Added));
+        }
+        assert_eq!(
+            std::fs::read(dest.join("file.txt")).expect("file"),
+            b"one\n"
+        );
+        assert_eq!(std::fs::read(dest.join("data/a.txt")).expect("a"), b"one\n");
+        assert_eq!(
+            std::fs::read(dest.join("data/sub/b.txt")).expect("b"),
+            b"two\n"
+        );
+        let again = outputs
+            .plan_checkout(&dest.join("data"), &out("data", dir), false)
+            .expect("plan");
+        assert!(matches!(again.plan, Plan::Nothing));
+        let missing = out("gone", put(&outputs.cache, b"x"));
+        std::fs::remove_file(
+            outputs
+                .cache
+                .object_path(&missing.oid.expect("oid"), HashKind::Md5),
+        )
+        .expect("remove object");
+        let planned = outputs
+            .plan_checkout(&dest.join("gone"), &missing, false)
+            .expect("plan");
+        assert!(matches!(planned.plan, Plan::Missing));
+    }
+}

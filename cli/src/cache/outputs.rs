@@ -67,6 +67,17 @@ impl Outputs {
         })
     }
 
+    /// Outputs under `root` outside any repository (where `get` writes): objects come from
+    /// `cache`, and no hash is remembered between runs.
+    pub fn outside_repo(root: &Path, cache: Cache) -> Outputs {
+        Outputs {
+            root: root.to_path_buf(),
+            cache,
+            state: HashState::disabled(),
+            ignore: DvcIgnore::new(root),
+        }
+    }
+
     /// Whether `.dvcignore` excludes an absolute path inside the repository.
     pub fn ignored(&self, abs: &Path, is_dir: bool) -> bool {
         match abs.strip_prefix(&self.root) {
@@ -427,7 +438,7 @@ impl Outputs {
         cwd: &Path,
         code: u8,
     ) -> Result<Vec<Tracked>, crate::LodeError> {
-        let load = |p: &Path| DvcFile::load(p).map_err(|e| e.into_lode(code));
+        let load = |p: &Path| DvcFile::load(p).map_err(|e| e.into_lode(code, cwd));
         if targets.is_empty() {
             let files = dvcfile::collect(&self.root, &|p: &Path, d: bool| self.ignored(p, d));
             let loaded: Vec<Result<DvcFile, crate::LodeError>> =

@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 
 use lode_proto::HashKind;
 
+use super::current_dir;
 use crate::cache::outputs::{Found, Outputs};
 use crate::cache::LinkType;
 use crate::cli::AddArgs;
 use crate::commands::Ui;
 use crate::hash::walk::{normalize, relative_to};
 use crate::repo::dvcfile::{self, DvcFile, OutRecord};
-use crate::repo::{current_dir, gitignore, Repo};
+use crate::repo::{gitignore, Repo};
 use crate::LodeError;
 
 pub fn run(args: AddArgs, ui: Ui) -> Result<u8, LodeError> {
@@ -20,9 +21,9 @@ pub fn run(args: AddArgs, ui: Ui) -> Result<u8, LodeError> {
             .num_threads(j.max(1))
             .build_global();
     }
-    let repo = Repo::from_cwd()?;
-    let _lock = repo.lock()?;
     let cwd = current_dir()?;
+    let repo = Repo::discover(&cwd)?;
+    let _lock = repo.lock()?;
     let outputs = Outputs::open(&repo)?;
 
     let mut targets = Vec::new();
@@ -38,7 +39,7 @@ pub fn run(args: AddArgs, ui: Ui) -> Result<u8, LodeError> {
 
     let mut to_stage: Vec<PathBuf> = Vec::new();
     for abs in &targets {
-        let result = add_one(&repo, &outputs, abs);
+        let result = add_one(&repo, &outputs, abs, &cwd);
         outputs.flush();
         let gi = result?;
         to_stage.push(PathBuf::from(format!("{}.dvc", abs.display())));
@@ -156,11 +157,16 @@ fn check_overlaps(outputs: &Outputs, cwd: &Path, targets: &[PathBuf]) -> Result<
 }
 
 /// Adds one output; returns the `.gitignore` it wrote to, if any.
-fn add_one(repo: &Repo, outputs: &Outputs, abs: &Path) -> Result<Option<PathBuf>, LodeError> {
+fn add_one(
+    repo: &Repo,
+    outputs: &Outputs,
+    abs: &Path,
+    cwd: &Path,
+) -> Result<Option<PathBuf>, LodeError> {
     std::thread::scope(|s| {
         // Whether Git already ignores the output takes running `git`; ask while it is stored.
         let ignore = s.spawn(|| gitignore::plan_entry(&repo.root, abs));
-        let stored = store_one(outputs, abs);
+        let stored = store_one(outputs, abs, cwd);
         let plan = ignore
             .join()
             .map_err(|_| LodeError::Other("checking .gitignore panicked".into()))?;
@@ -176,7 +182,8 @@ fn add_one(repo: &Repo, outputs: &Outputs, abs: &Path) -> Result<Option<PathBuf>
 }
 
 /// Stores one output in the cache and writes its `.dvc` file.
-fn store_one(outputs: &Outputs, abs: &Path) -> Result<(), LodeError> {
+fn store_one(outputs: &Outputs, abs: &Path, cwd: &Path) -> Result<(), LodeError> {
+    let file_err = |e: dvcfile::DvcFileError| e.into_lode(255, cwd);
     let name = abs
         .file_name()
         .and_then(|n| n.to_str())
@@ -184,7 +191,7 @@ fn store_one(outputs: &Outputs, abs: &Path) -> Result<(), LodeError> {
         .to_string();
     let dvc_path = abs.with_file_name(format!("{name}.dvc"));
     let existing = if dvc_path.exists() {
-        Some(DvcFile::load(&dvc_path)?)
+        Some(DvcFile::load(&dvc_path).map_err(file_err)?)
     } else {
         None
     };
@@ -234,7 +241,7 @@ fn store_one(outputs: &Outputs, abs: &Path) -> Result<(), LodeError> {
         None => dvcfile::render_new(&rec),
     };
     if existing.as_ref().map(DvcFile::text) != Some(text.as_str()) {
-        dvcfile::write_atomic(&dvc_path, &text)?;
+        dvcfile::write_atomic(&dvc_path, &text).map_err(file_err)?;
     }
     link_workspace(outputs, abs, HashKind::Md5, &found)
 }

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use super::current_dir;
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::commands::Ui;
 use crate::repo::config::{path_for_storage, Config, ConfigError, Level, Section, Value};
-use crate::repo::{current_dir, Repo};
+use crate::repo::Repo;
 use crate::LodeError;
 
 fn missing_dir() -> ConfigError {

@@ -2,18 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
+use super::current_dir;
 use crate::cache::checkout::Plan;
 use crate::cache::outputs::Outputs;
 use crate::cli::CheckoutArgs;
 use crate::commands::Ui;
 use crate::hash::walk::relative_to;
-use crate::repo::{current_dir, Repo};
+use crate::repo::Repo;
 use crate::LodeError;
 
 pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
-    let repo = Repo::from_cwd()?;
-    let _lock = repo.lock()?;
     let cwd = current_dir()?;
+    let repo = Repo::discover(&cwd)?;
+    let _lock = repo.lock()?;
     let outputs = Outputs::open(&repo)?;
     let tracked = outputs.tracked(&args.targets, &cwd, 255)?;
 

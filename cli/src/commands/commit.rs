@@ -4,18 +4,19 @@ use std::path::Path;
 
 use lode_proto::HashKind;
 
+use super::current_dir;
 use crate::cache::outputs::{out_record, Found, Outputs};
 use crate::cli::CommitArgs;
 use crate::commands::Ui;
 use crate::hash::walk::relative_to;
 use crate::repo::dvcfile;
-use crate::repo::{current_dir, Repo};
+use crate::repo::Repo;
 use crate::LodeError;
 
 pub fn run(args: CommitArgs, _ui: Ui) -> Result<u8, LodeError> {
-    let repo = Repo::from_cwd()?;
-    let _lock = repo.lock()?;
     let cwd = current_dir()?;
+    let repo = Repo::discover(&cwd)?;
+    let _lock = repo.lock()?;
     let outputs = Outputs::open(&repo)?;
     let tracked = outputs.tracked(&args.targets, &cwd, 1)?;
 
@@ -61,11 +62,12 @@ pub fn run(args: CommitArgs, _ui: Ui) -> Result<u8, LodeError> {
             let found = outputs.save(&path, HashKind::Md5)?;
             if let Some(rec) = out_record(out.path.clone(), HashKind::Md5, &found) {
                 text = file.updated_text(i, &rec);
-                file = dvcfile::DvcFile::parse(&t.file.path, text.clone())?;
+                file = dvcfile::DvcFile::parse(&t.file.path, text.clone())
+                    .map_err(|e| e.into_lode(255, &cwd))?;
             }
         }
         if text != t.file.text() {
-            dvcfile::write_atomic(&t.file.path, &text)?;
+            dvcfile::write_atomic(&t.file.path, &text).map_err(|e| e.into_lode(255, &cwd))?;
         }
     }
     outputs.flush();

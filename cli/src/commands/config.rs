@@ -5,13 +5,14 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::current_dir;
 use crate::cli::ConfigArgs;
 use crate::commands::Ui;
 use crate::repo::config::{
     display_value, is_path_key, path_for_storage, Config, ConfigError, ConfigFile, Level, Section,
     Value, SCHEMA_SECTIONS,
 };
-use crate::repo::{current_dir, Repo};
+use crate::repo::Repo;
 use crate::LodeError;
 
 static NAME: LazyLock<Regex> = LazyLock::new(|| {

@@ -10,7 +10,7 @@ const ACTION: &str = "failed to fetch data from the cloud";
 
 pub fn run(args: TransferArgs, ui: Ui) -> Result<u8, LodeError> {
     let session = super::transfer_session(&args, ACTION)?;
-    let (remote, cache) = (&session.remote, &session.cache);
+    let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
     let progress = Progress::new("fetched", ui.quiet, ui.verbose > 0);
     let report =
         sync::fetch(remote, cache, &session.used, &progress).map_err(|e| e.into_lode(ACTION))?;

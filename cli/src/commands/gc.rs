@@ -17,12 +17,13 @@ use std::path::{Path, PathBuf};
 
 use lode_proto::{HashKind, ObjectId};
 
+use super::current_dir;
 use crate::cache::Cache;
 use crate::cli::GcArgs;
 use crate::commands::Ui;
 use crate::repo::config::ConfigError;
 use crate::repo::dvcignore::DvcIgnore;
-use crate::repo::revisions::{RevOutputs, Revision, Scope, Walker};
+use crate::repo::revisions::{RevOutputs, Revision, RevisionError, Scope, Walker};
 use crate::repo::{Repo, RepoError};
 use crate::LodeError;
 
@@ -144,7 +145,7 @@ impl Used {
     }
 }
 
-fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache) -> Result<Used, LodeError> {
+fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache, cwd: &Path) -> Result<Used, LodeError> {
     let mut used = Used::default();
     let ignore = DvcIgnore::new(&repo.root);
     let walker = Walker::new(&repo.root, &ignore);
@@ -155,9 +156,10 @@ fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache) -> Result<Used, LodeE
         rev: args.rev.clone(),
         num: args.num,
     };
-    used.add(walker.outputs_at(&Revision::Workspace)?);
-    for rev in walker.commits(&scope)? {
-        used.add(walker.outputs_at(&rev)?);
+    let failed = |e: RevisionError| e.into_lode(255, cwd);
+    used.add(walker.outputs_at(&Revision::Workspace).map_err(failed)?);
+    for rev in walker.commits(&scope).map_err(failed)? {
+        used.add(walker.outputs_at(&rev).map_err(failed)?);
     }
     used.expand_dirs(cache)?;
     Ok(used)
@@ -226,7 +228,8 @@ fn collect_garbage(dir: &Path, used: &HashSet<ObjectId>, dry: bool) -> Result<us
 }
 
 pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
-    let repo = Repo::from_cwd()?;
+    let cwd = current_dir()?;
+    let repo = Repo::discover(&cwd)?;
     if !(args.workspace
         || args.all_branches
         || args.all_tags
@@ -274,7 +277,7 @@ pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
         },
     };
     let cache = Cache::for_repo(&repo)?;
-    let used = collect_used(&repo, &args, &cache)?;
+    let used = collect_used(&repo, &args, &cache, &cwd)?;
     for (scheme, dir, set) in [
         ("repo", cache.root().join("files/md5"), &used.md5),
         ("legacy", cache.root().to_path_buf(), &used.legacy),

@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
+use super::current_dir;
 use crate::cli::InitArgs;
 use crate::commands::Ui;
 use crate::git::Git;
 use crate::repo::config::{ConfigFile, Section, Value};
 use crate::repo::dvcignore::DVCIGNORE_FILE;
 use crate::repo::gitignore;
-use crate::repo::{current_dir, RepoError};
+use crate::repo::RepoError;
 use crate::LodeError;
 
 const DVCIGNORE_TEMPLATE: &str = "# Add patterns of files dvc should ignore, which could improve\n\

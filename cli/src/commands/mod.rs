@@ -15,7 +15,10 @@ pub mod remote;
 pub mod status;
 pub mod status_cloud;
 
+use std::path::PathBuf;
+
 use crate::cli::{Cli, Command};
+use crate::repo::RepoError;
 use crate::LodeError;
 
 /// Output settings every command receives.
@@ -52,17 +55,29 @@ pub(crate) fn transfer_session(
     args: &crate::cli::TransferArgs,
     action: &str,
 ) -> Result<crate::remote::session::Session, LodeError> {
-    let scope = crate::repo::revisions::Scope {
-        all_branches: args.all_branches,
-        all_tags: args.all_tags,
-        all_commits: args.all_commits,
-        ..Default::default()
+    let cwd = current_dir()?;
+    let repo = crate::repo::Repo::discover(&cwd)?;
+    let request = crate::remote::session::Request {
+        targets: &args.targets,
+        scope: crate::repo::revisions::Scope {
+            all_branches: args.all_branches,
+            all_tags: args.all_tags,
+            all_commits: args.all_commits,
+            ..Default::default()
+        },
+        remote: args.remote.as_deref(),
+        jobs: args.jobs,
     };
-    crate::remote::session::Session::open(
-        &args.targets,
-        args.remote.as_deref(),
-        args.jobs,
-        scope,
-        action,
-    )
+    crate::remote::session::Session::open(repo, &cwd, &request, action)
+}
+
+/// The current directory, as an error DVC-style commands can report.
+pub(crate) fn current_dir() -> Result<PathBuf, LodeError> {
+    std::env::current_dir().map_err(|source| {
+        RepoError::Io {
+            path: PathBuf::from("."),
+            source,
+        }
+        .into()
+    })
 }

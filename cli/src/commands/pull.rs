@@ -30,8 +30,8 @@ pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
     let t = args.transfer;
     let session = super::transfer_session(&t, ACTION)?;
     let (remote, cache, outputs, cwd) = (
-        &session.remote,
-        &session.cache,
+        &session.transfer.remote,
+        &session.transfer.cache,
         &session.outputs,
         &session.cwd,
     );

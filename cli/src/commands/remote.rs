@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
+use super::current_dir;
 use crate::cli::{LevelArgs, RemoteArgs, RemoteCommand};
 use crate::commands::Ui;
 use crate::repo::config::{
     is_path_key, path_for_storage, Config, ConfigError, Level, Section, Value,
 };
-use crate::repo::{current_dir, Repo};
+use crate::repo::Repo;
 use crate::LodeError;
 
 fn level_of(l: &LevelArgs) -> Option<Level> {

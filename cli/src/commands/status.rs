@@ -5,12 +5,13 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::current_dir;
 use crate::cache::outputs::{Found, Outputs};
 use crate::cli::StatusArgs;
 use crate::commands::Ui;
 use crate::hash::manifest::push_json_string;
 use crate::hash::walk::relative_to;
-use crate::repo::{current_dir, Repo};
+use crate::repo::Repo;
 use crate::LodeError;
 
 /// How an output differs, in DVC's words.
@@ -44,8 +45,8 @@ pub fn run(args: StatusArgs, ui: Ui) -> Result<u8, LodeError> {
             .num_threads(j.max(1))
             .build_global();
     }
-    let repo = Repo::from_cwd()?;
     let cwd = current_dir()?;
+    let repo = Repo::discover(&cwd)?;
     let outputs = Outputs::open(&repo)?;
     let tracked = outputs.tracked(&args.targets, &cwd, 1)?;
     let results: Vec<Result<Vec<(String, &'static str)>, LodeError>> = tracked

@@ -57,7 +57,7 @@ pub(crate) fn collect(
     if targets.is_empty() {
         let here = walker
             .outputs_at(&Revision::Workspace)
-            .map_err(|e| e.into_lode(code))?;
+            .map_err(|e| e.into_lode(code, cwd))?;
         add_outs(&mut used, &mut seen, here.outs, cwd);
     } else {
         for t in outputs.tracked(targets, cwd, code)? {
@@ -68,8 +68,10 @@ pub(crate) fn collect(
             add_outs(&mut used, &mut seen, named, cwd);
         }
     }
-    for rev in walker.commits(scope)? {
-        add_outs(&mut used, &mut seen, walker.outputs_at(&rev)?.outs, cwd);
+    let failed = |e: crate::repo::revisions::RevisionError| e.into_lode(code, cwd);
+    for rev in walker.commits(scope).map_err(failed)? {
+        let found = walker.outputs_at(&rev).map_err(failed)?;
+        add_outs(&mut used, &mut seen, found.outs, cwd);
     }
     Ok(used)
 }

@@ -104,33 +104,38 @@ pub enum DvcFileError {
         source: std::io::Error,
     },
     /// Not parseable as YAML; DVC words this "is invalid".
-    #[error("'{display}' is invalid.\n\n{detail}")]
-    Syntax { display: String, detail: String },
+    #[error("{}", self.message(None))]
+    Syntax { path: PathBuf, detail: String },
     /// Parseable YAML that DVC's schema rejects.
-    #[error("{}", validation_message(display, errors))]
-    Invalid {
-        display: String,
-        errors: Vec<String>,
-    },
+    #[error("{}", self.message(None))]
+    Invalid { path: PathBuf, errors: Vec<String> },
 }
 
 impl DvcFileError {
+    /// DVC's message, naming the file relative to `cwd` (`'./data.csv.dvc'`) when given.
+    fn message(&self, cwd: Option<&Path>) -> String {
+        match self {
+            DvcFileError::Syntax { path, detail } => {
+                format!("'{}' is invalid.\n\n{detail}", display_name(path, cwd))
+            }
+            DvcFileError::Invalid { path, errors } => {
+                validation_message(&display_name(path, cwd), errors)
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The command error for this failure with the exit code the calling command uses for it
-    /// (`status` exits 1 on an invalid `.dvc` file, `add` and `checkout` 255).
-    pub fn into_lode(self, code: u8) -> crate::LodeError {
+    /// (`status` exits 1 on an invalid `.dvc` file, `add` and `checkout` 255), the file named
+    /// relative to `cwd` as DVC names it.
+    pub fn into_lode(self, code: u8, cwd: &Path) -> crate::LodeError {
         match self {
             DvcFileError::Syntax { .. } | DvcFileError::Invalid { .. } => crate::LodeError::Bare {
-                msg: self.to_string(),
+                msg: self.message(Some(cwd)),
                 code,
             },
             other => crate::LodeError::Other(other.to_string()),
         }
-    }
-}
-
-impl From<DvcFileError> for crate::LodeError {
-    fn from(e: DvcFileError) -> Self {
-        e.into_lode(255)
     }
 }
 
@@ -312,7 +317,7 @@ impl DvcFile {
     /// Validates `bytes` (read from the file at `path`) as a `.dvc` file.
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<DvcFile, DvcFileError> {
         let text = String::from_utf8(bytes).map_err(|e| DvcFileError::Syntax {
-            display: display_name(path),
+            path: path.to_path_buf(),
             detail: format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()),
         })?;
         DvcFile::parse(path, text)
@@ -320,9 +325,8 @@ impl DvcFile {
 
     /// Validates `text` as the content of the `.dvc` file at `path`.
     pub fn parse(path: &Path, text: String) -> Result<DvcFile, DvcFileError> {
-        let display = display_name(path);
         let root = build_tree(&text).map_err(|detail| DvcFileError::Syntax {
-            display: display.clone(),
+            path: path.to_path_buf(),
             detail,
         })?;
         let mut errors = Vec::new();
@@ -386,7 +390,10 @@ impl DvcFile {
             Some(_) => errors.push("expected a dictionary".into()),
         }
         if !errors.is_empty() {
-            return Err(DvcFileError::Invalid { display, errors });
+            return Err(DvcFileError::Invalid {
+                path: path.to_path_buf(),
+                errors,
+            });
         }
         Ok(DvcFile {
             path: path.to_path_buf(),
@@ -538,10 +545,13 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), DvcFileError> {
     Ok(())
 }
 
-/// `'./data.csv.dvc'`-style name DVC uses in messages: relative to the working directory.
-pub fn display_name(path: &Path) -> String {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    let rel = crate::hash::walk::relative_to(path, &cwd);
+/// The `'./data.csv.dvc'`-style name DVC uses in messages: relative to `cwd`; without one, a
+/// relative path is shown as given and an absolute one whole.
+pub fn display_name(path: &Path, cwd: Option<&Path>) -> String {
+    let rel = match cwd {
+        Some(cwd) => crate::hash::walk::relative_to(path, cwd),
+        None => path.to_path_buf(),
+    };
     let s = rel.to_string_lossy().into_owned();
     if s.starts_with("../") || s.starts_with('/') {
         s

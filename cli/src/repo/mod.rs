@@ -77,11 +77,6 @@ impl Repo {
         })
     }
 
-    /// Finds the repository containing the current directory.
-    pub fn from_cwd() -> Result<Repo, LodeError> {
-        Repo::discover(&current_dir()?)
-    }
-
     /// `.dvc/tmp`, where lode keeps disposable state such as the hash cache.
     pub fn tmp_dir(&self) -> PathBuf {
         self.dvc_dir.join("tmp")
@@ -107,15 +102,4 @@ fn is_mount_point(dir: &Path, parent: &Path) -> bool {
         (Ok(d), Ok(p)) => d.dev() != p.dev() || d.ino() == p.ino(),
         _ => false,
     }
-}
-
-/// The current directory, as an error DVC-style commands can report.
-pub fn current_dir() -> Result<PathBuf, LodeError> {
-    std::env::current_dir().map_err(|source| {
-        RepoError::Io {
-            path: PathBuf::from("."),
-            source,
-        }
-        .into()
-    })
 }

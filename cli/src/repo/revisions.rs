@@ -104,18 +104,20 @@ pub(crate) enum RevisionError {
 }
 
 impl RevisionError {
-    /// The command's error; `code` is its exit code for an invalid workspace `.dvc` file.
-    pub fn into_lode(self, code: u8) -> LodeError {
+    /// The command's error; `code` is its exit code for an invalid workspace `.dvc` file, which
+    /// is named relative to `cwd`.
+    pub fn into_lode(self, code: u8, cwd: &Path) -> LodeError {
         match self {
-            RevisionError::Workspace(e) => e.into_lode(code),
+            RevisionError::Workspace(e) => e.into_lode(code, cwd),
+            RevisionError::AtCommit { rev, source } => {
+                let msg = match source.into_lode(255, cwd) {
+                    LodeError::Bare { msg, .. } => msg,
+                    other => other.to_string(),
+                };
+                LodeError::Other(format!("{msg} (at revision {rev})"))
+            }
             other => LodeError::Other(other.to_string()),
         }
-    }
-}
-
-impl From<RevisionError> for LodeError {
-    fn from(e: RevisionError) -> Self {
-        e.into_lode(255)
     }
 }
 
