@@ -2,24 +2,26 @@
 //! how the first server admin token is made. Safe to run next to a running server (SQLite
 //! serialises writers); a running server notices changes within a few seconds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lode_proto::api::CreatedToken;
 use lode_proto::{validate_project_name, Role};
 
-use crate::auth::{load_or_create_secret, Auth, AuthError, TokenScope};
-use crate::datadir::DataDir;
-use crate::db::{now, AuditEvent, Db, DbError, Grantee};
+use crate::auth::{Auth, AuthError, TokenScope};
+use crate::backends::{open_backends, BackendError, Backends};
+use crate::config::ServerConfig;
+use crate::db::{now, AuditEvent, Grantee, Index, IndexError, Occupant};
 
 pub const ACTOR: &str = "admin-cli";
 pub const DEFAULT_ADMIN_USER: &str = "admin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("data folder: {0}")]
-    DataDir(std::io::Error),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("{0}")]
@@ -27,8 +29,8 @@ pub enum AdminError {
 }
 
 pub struct Admin {
-    pub db: Db,
-    data: DataDir,
+    pub db: Arc<dyn Index>,
+    backends: Backends,
 }
 
 /// Whom a new token is for.
@@ -43,10 +45,12 @@ pub enum TokenTarget {
 }
 
 impl Admin {
-    pub async fn open(data_dir: &std::path::Path) -> Result<Admin, AdminError> {
-        let data = DataDir::prepare(data_dir).map_err(AdminError::DataDir)?;
-        let db = Db::open(&data.db_path(), 2).await?;
-        Ok(Admin { db, data })
+    pub async fn open(cfg: &ServerConfig) -> Result<Admin, AdminError> {
+        let backends = open_backends(cfg, Occupant::Admin).await?;
+        Ok(Admin {
+            db: backends.index.clone(),
+            backends,
+        })
     }
 
     pub async fn audit(&self, action: &str, project: Option<&str>, target: Option<String>) {
@@ -73,7 +77,7 @@ impl Admin {
         expires_in: Option<Duration>,
         description: &str,
     ) -> Result<CreatedToken, AdminError> {
-        let secret = load_or_create_secret(&self.data.path).map_err(AdminError::DataDir)?;
+        let secret = self.backends.signing_secret()?;
         let auth = Auth::new(self.db.clone(), &secret);
         let (created, project) = match &target {
             TokenTarget::Project { name, role } => {
@@ -137,6 +141,6 @@ impl Admin {
     }
 
     pub async fn close(&self) {
-        self.db.close().await;
+        self.backends.close().await;
     }
 }

@@ -18,9 +18,8 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::{Auth, Principal};
-use crate::blob_locks::BlobLocks;
 use crate::config::ServerConfig;
-use crate::db::Db;
+use crate::db::Index;
 use crate::error::{ApiError, ApiResult};
 use crate::events::AuditSink;
 use crate::held::HeldCache;
@@ -33,7 +32,7 @@ use crate::store::BlobStore;
 const PROJECT_CACHE_TTL: Duration = Duration::from_secs(2);
 
 pub struct AppState {
-    pub db: Db,
+    pub db: Arc<dyn Index>,
     pub store: Arc<dyn BlobStore>,
     pub auth: Auth,
     pub metrics: Metrics,
@@ -41,7 +40,6 @@ pub struct AppState {
     pub indexer: Indexer,
     pub lookups: Lookups,
     pub held: HeldCache,
-    pub blob_locks: BlobLocks,
     pub config: ServerConfig,
     projects: Mutex<HashMap<String, (Instant, Option<i64>)>>,
 }
@@ -50,7 +48,7 @@ pub type SharedState = Arc<AppState>;
 
 impl AppState {
     pub fn new(
-        db: Db,
+        db: Arc<dyn Index>,
         store: Arc<dyn BlobStore>,
         auth: Auth,
         audit: AuditSink,
@@ -60,7 +58,6 @@ impl AppState {
             indexer: Indexer::start(db.clone()),
             lookups: Lookups::start(db.clone()),
             held: HeldCache::default(),
-            blob_locks: BlobLocks::default(),
             db,
             store,
             auth,
@@ -74,7 +71,6 @@ impl AppState {
     /// Forgets cached names and roles after an administrative change.
     pub fn invalidate(&self) {
         self.auth.invalidate();
-        self.held.clear();
         if let Ok(mut p) = self.projects.lock() {
             p.clear();
         }
@@ -104,13 +100,14 @@ impl AppState {
         project_id: i64,
         key: crate::store::BlobKey,
     ) -> ApiResult<Option<u64>> {
-        if let Some(known) = self.held.get(project_id, key.kind, &key.oid) {
+        let removals = self.db.removal_epoch().await?;
+        if let Some(known) = self.held.get(removals, project_id, key.kind, &key.oid) {
             return Ok(known);
         }
         let epoch = self.held.epoch();
         let size = self.lookups.size(project_id, key.kind, key.oid).await?;
         self.held
-            .remember(epoch, project_id, key.kind, &key.oid, size);
+            .remember(epoch, removals, project_id, key.kind, &key.oid, size);
         Ok(size)
     }
 

@@ -22,7 +22,7 @@ use lode_proto::Role;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::db::{now, Db, DbError, NewToken, TokenRow};
+use crate::db::{now, Index, IndexError, NewToken, TokenRow};
 
 const CACHE_TTL: Duration = Duration::from_secs(2);
 const SECRET_FILE: &str = "secret";
@@ -41,12 +41,8 @@ pub enum AuthError {
     Revoked,
     #[error("{0}")]
     Internal(String),
-}
-
-impl From<DbError> for AuthError {
-    fn from(e: DbError) -> Self {
-        AuthError::Internal(e.to_string())
-    }
+    #[error(transparent)]
+    Index(#[from] IndexError),
 }
 
 /// Who is calling, as established by a verified token.
@@ -196,7 +192,7 @@ struct Cached<T> {
 type RoleCache = HashMap<(String, i64), Cached<Option<Role>>>;
 
 pub struct Auth {
-    db: Db,
+    db: Arc<dyn Index>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -206,7 +202,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(db: Db, secret: &[u8]) -> Auth {
+    pub fn new(db: Arc<dyn Index>, secret: &[u8]) -> Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is enforced from the index (tokens may have none); a present `exp` is still checked.
         validation.required_spec_claims.clear();
@@ -392,7 +388,7 @@ impl Auth {
     }
 
     /// Writes the "last used" times gathered since the previous call.
-    pub async fn flush_last_used(&self) -> Result<(), DbError> {
+    pub async fn flush_last_used(&self) -> Result<(), IndexError> {
         let used: Vec<(String, i64)> = match self.last_used.lock() {
             Ok(mut m) => m.drain().collect(),
             Err(_) => Vec::new(),
@@ -420,8 +416,7 @@ mod tests {
 
     #[tokio::test]
     async fn signs_verifies_and_rejects_tampering() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db"), 2).await.unwrap();
+        let (db, dir) = crate::db::sqlite::testing::temp_index().await;
         db.create_project("p").await.unwrap();
         let pid = db.require_project("p").await.unwrap();
         let secret = load_or_create_secret(dir.path()).unwrap();

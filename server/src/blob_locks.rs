@@ -1,16 +1,15 @@
-//! Locks that keep garbage collection from deleting a blob an upload is about to reference.
+//! The in-memory form of the rule that garbage collection does not delete a blob an upload is
+//! about to reference (rule 2 of [`crate::db::coordination`]), for an engine used by one process.
 //!
-//! Blobs are shared across projects, so an upload of bytes already on disk writes nothing and only
-//! adds the project's reference. If collection deleted the blob between the upload finding it and
-//! the reference reaching the index, the upload would be answered 2xx for an object that is gone.
-//! Uploads therefore hold their key's stripe shared from staging until the reference is indexed,
-//! and collection holds it exclusively while it checks for references and deletes.
+//! Uploads hold their blobs' stripes shared from staging until the references are indexed;
+//! collection holds one blob's stripe exclusively while it checks for references and deletes.
 
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+use lode_proto::{HashKind, ObjectId};
+use tokio::sync::{Mutex, RwLock};
 
-use crate::store::BlobKey;
+use crate::db::Hold;
 
 const STRIPES: usize = 256;
 
@@ -18,48 +17,43 @@ pub struct BlobLocks {
     stripes: Vec<Arc<RwLock<()>>>,
     /// One collection at a time: with a single writer waiting, uploads that take several
     /// stripes in order cannot deadlock behind it.
-    collection: Mutex<()>,
+    collection: Arc<Mutex<()>>,
 }
 
 impl Default for BlobLocks {
     fn default() -> Self {
         BlobLocks {
             stripes: (0..STRIPES).map(|_| Arc::new(RwLock::new(()))).collect(),
-            collection: Mutex::new(()),
+            collection: Arc::new(Mutex::new(())),
         }
     }
 }
 
-/// Held by an upload until its references are indexed.
-pub struct UploadGuard {
-    _guards: Vec<OwnedRwLockReadGuard<()>>,
-}
-
 impl BlobLocks {
-    fn stripe(key: &BlobKey) -> usize {
-        let d = key.oid.digest();
-        (usize::from(d[0]) ^ usize::from(d[15]) ^ usize::from(key.oid.is_dir())) % STRIPES
+    fn stripe(oid: &ObjectId) -> usize {
+        let d = oid.digest();
+        (usize::from(d[0]) ^ usize::from(d[15]) ^ usize::from(oid.is_dir())) % STRIPES
     }
 
-    /// Shared hold on the stripes of these keys, taken in stripe order.
-    pub async fn upload<'a>(&self, keys: impl IntoIterator<Item = &'a BlobKey>) -> UploadGuard {
-        let mut idx: Vec<usize> = keys.into_iter().map(Self::stripe).collect();
+    /// Shared hold on the stripes of these blobs, taken in stripe order.
+    pub async fn upload(&self, blobs: &[(HashKind, ObjectId)]) -> Hold {
+        let mut idx: Vec<usize> = blobs.iter().map(|(_, oid)| Self::stripe(oid)).collect();
         idx.sort_unstable();
         idx.dedup();
         let mut guards = Vec::with_capacity(idx.len());
         for i in idx {
             guards.push(self.stripes[i].clone().read_owned().await);
         }
-        UploadGuard { _guards: guards }
+        Hold::new(guards)
     }
 
-    /// Serialises collections; hold it for a whole collection.
-    pub async fn collection(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.collection.lock().await
+    /// Serialises collections; held for a whole collection.
+    pub async fn collection(&self) -> Hold {
+        Hold::new(self.collection.clone().lock_owned().await)
     }
 
-    /// Exclusive hold on one key's stripe, for checking references and deleting its blob.
-    pub async fn delete(&self, key: &BlobKey) -> OwnedRwLockWriteGuard<()> {
-        self.stripes[Self::stripe(key)].clone().write_owned().await
+    /// Exclusive hold on one blob's stripe, for checking references and deleting it.
+    pub async fn delete(&self, oid: &ObjectId) -> Hold {
+        Hold::new(self.stripes[Self::stripe(oid)].clone().write_owned().await)
     }
 }

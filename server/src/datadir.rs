@@ -7,6 +7,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+#[derive(Debug, Clone)]
 pub struct DataDir {
     pub path: PathBuf,
 }

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use lode_proto::api::{ErrorBody, ErrorDetail};
 
 use crate::auth::AuthError;
-use crate::db::DbError;
+use crate::db::IndexError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -63,15 +63,19 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> ApiError {
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> ApiError {
         match e {
-            DbError::NotFound(_) => ApiError::not_found(e.to_string()),
-            DbError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            DbError::Invalid(_) => ApiError::bad_request(e.to_string()),
-            DbError::Sql(_) | DbError::Migrate(_) | DbError::Writer(_) | DbError::Lookup(_) => {
-                ApiError::internal(e.to_string())
+            IndexError::NotFound(_) => ApiError::not_found(e.to_string()),
+            IndexError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            IndexError::Invalid(_) => ApiError::bad_request(e.to_string()),
+            IndexError::Engine(_)
+            | IndexError::Migrate(_)
+            | IndexError::Occupied { .. }
+            | IndexError::Batch { .. }
+            | IndexError::Stopped(_) => ApiError::internal(e.to_string()),
         }
     }
 }
@@ -93,6 +97,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         match e {
             AuthError::Internal(_) => ApiError::internal(e.to_string()),
+            AuthError::Index(_) => ApiError::internal(e.to_string()),
             _ => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
         }
     }

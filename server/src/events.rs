@@ -1,8 +1,10 @@
 //! The audit trail written in the background, so pushes and pulls do not wait on it.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{now, AuditEvent, Db};
+use crate::db::{now, AuditEvent, Index};
 
 enum Msg {
     Event(AuditEvent),
@@ -21,7 +23,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl AuditSink {
     /// Starts the writer task.
-    pub fn start(db: Db) -> AuditSink {
+    pub fn start(db: Arc<dyn Index>) -> AuditSink {
         let (tx, mut rx) = mpsc::channel::<Msg>(16 * 1024);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);

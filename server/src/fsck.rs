@@ -15,13 +15,13 @@ use std::collections::HashMap;
 
 use lode_proto::{HashKind, ObjectId};
 
-use crate::db::{Db, DbError};
+use crate::db::{Index, IndexError};
 use crate::store::{BlobKey, BlobStore, FsStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsckError {
     #[error(transparent)]
-    Db(#[from] DbError),
+    Index(#[from] IndexError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -51,7 +51,7 @@ impl FsckReport {
 }
 
 pub async fn run(
-    db: &Db,
+    db: &dyn Index,
     store: &std::sync::Arc<FsStore>,
     repair: bool,
     quick: bool,

@@ -1,11 +1,13 @@
 //! Group commit of object references: concurrent uploads hand their reference to one task that
 //! writes whatever has queued up in a single transaction, so many small uploads share one commit.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Db, DbError, ObjectRef};
+use crate::db::{Index, IndexError, ObjectRef};
 
-type Reply = oneshot::Sender<Result<bool, String>>;
+type Reply = oneshot::Sender<Result<bool, Arc<IndexError>>>;
 
 #[derive(Clone)]
 pub struct Indexer {
@@ -16,7 +18,7 @@ pub struct Indexer {
 const BATCH: usize = 512;
 
 impl Indexer {
-    pub fn start(db: Db) -> Indexer {
+    pub fn start(db: Arc<dyn Index>) -> Indexer {
         let (tx, mut rx) = mpsc::channel::<(ObjectRef, Reply)>(4 * BATCH);
         tokio::spawn(async move {
             let mut refs = Vec::with_capacity(BATCH);
@@ -40,9 +42,9 @@ impl Indexer {
                         }
                     }
                     Err(e) => {
-                        let msg = e.to_string();
+                        let e = Arc::new(e);
                         for reply in replies.drain(..) {
-                            let _ = reply.send(Err(msg.clone()));
+                            let _ = reply.send(Err(e.clone()));
                         }
                     }
                 }
@@ -53,15 +55,16 @@ impl Indexer {
     }
 
     /// Records the reference durably; true when the project did not hold the object before.
-    pub async fn add(&self, r: ObjectRef) -> Result<bool, DbError> {
+    pub async fn add(&self, r: ObjectRef) -> Result<bool, IndexError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((r, reply))
-            .await
-            .map_err(|_| DbError::Writer("stopped".into()))?;
+        let stopped = || IndexError::Stopped("index writer");
+        self.tx.send((r, reply)).await.map_err(|_| stopped())?;
         answer
             .await
-            .map_err(|_| DbError::Writer("stopped".into()))?
-            .map_err(DbError::Writer)
+            .map_err(|_| stopped())?
+            .map_err(|source| IndexError::Batch {
+                task: "index writer",
+                source,
+            })
     }
 }

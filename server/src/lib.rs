@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backends;
 pub mod blob_locks;
 pub mod config;
 pub mod datadir;

@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use lode_proto::{HashKind, ObjectId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{Db, DbError};
+use std::sync::Arc;
 
-type Reply = oneshot::Sender<Result<Option<u64>, String>>;
+use crate::db::{Index, IndexError};
+
+type Reply = oneshot::Sender<Result<Option<u64>, Arc<IndexError>>>;
 
 struct Lookup {
     project_id: i64,
@@ -27,7 +29,7 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    pub fn start(db: Db) -> Lookups {
+    pub fn start(db: Arc<dyn Index>) -> Lookups {
         let (tx, rx) = mpsc::channel(4 * BATCH);
         tokio::spawn(answer(db, rx));
         Lookups { tx }
@@ -39,9 +41,9 @@ impl Lookups {
         project_id: i64,
         kind: HashKind,
         oid: ObjectId,
-    ) -> Result<Option<u64>, DbError> {
+    ) -> Result<Option<u64>, IndexError> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || DbError::Lookup("stopped".into());
+        let stopped = || IndexError::Stopped("index lookup");
         self.tx
             .send(Lookup {
                 project_id,
@@ -54,11 +56,14 @@ impl Lookups {
         answer
             .await
             .map_err(|_| stopped())?
-            .map_err(DbError::Lookup)
+            .map_err(|source| IndexError::Batch {
+                task: "index lookup",
+                source,
+            })
     }
 }
 
-async fn answer(db: Db, mut rx: mpsc::Receiver<Lookup>) {
+async fn answer(db: Arc<dyn Index>, mut rx: mpsc::Receiver<Lookup>) {
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -81,9 +86,9 @@ async fn answer(db: Db, mut rx: mpsc::Receiver<Lookup>) {
                     }
                 }
                 Err(e) => {
-                    let msg = e.to_string();
+                    let e = Arc::new(e);
                     for l in lookups {
-                        let _ = l.reply.send(Err(msg.clone()));
+                        let _ = l.reply.send(Err(e.clone()));
                     }
                 }
             }
@@ -94,12 +99,12 @@ async fn answer(db: Db, mut rx: mpsc::Receiver<Lookup>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::sqlite::testing::temp_index;
     use crate::db::ObjectRef;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_lookups_get_their_own_answers() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db"), 2).await.unwrap();
+        let (db, _dir) = temp_index().await;
         db.create_project("p").await.unwrap();
         let pid = db.require_project("p").await.unwrap();
         let oid = |i: u32| {

@@ -1,18 +1,16 @@
 //! `lode-server`: serve, admin, fsck.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use lode_proto::Role;
 use lode_server::admin::{Admin, TokenTarget, DEFAULT_ADMIN_USER};
+use lode_server::backends::open_backends;
 use lode_server::config::{
     parse_duration, parse_log_format, parse_size, FileConfig, LogFormat, ServerConfig,
 };
-use lode_server::datadir::DataDir;
-use lode_server::db::{Db, Grantee};
-use lode_server::store::FsStore;
+use lode_server::db::{Grantee, Occupant};
 
 #[derive(Parser)]
 #[command(
@@ -259,7 +257,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 }
 
 async fn admin(cfg: &ServerConfig, cmd: AdminCmd) -> anyhow::Result<()> {
-    let a = Admin::open(&cfg.data_dir).await?;
+    let a = Admin::open(cfg).await?;
     let result = admin_inner(&a, cmd).await;
     a.close().await;
     result
@@ -392,12 +390,9 @@ async fn admin_inner(a: &Admin, cmd: AdminCmd) -> anyhow::Result<()> {
 }
 
 async fn fsck(cfg: &ServerConfig, repair: bool, quick: bool) -> anyhow::Result<()> {
-    let data = DataDir::prepare(&cfg.data_dir)?;
-    let _lock = data.lock()?;
-    let db = Db::open(&data.db_path(), 2).await?;
-    let store: Arc<FsStore> = FsStore::open(&data.path, cfg.max_object_size)?;
-    let report = lode_server::fsck::run(&db, &store, repair, quick).await?;
-    db.close().await;
+    let backends = open_backends(cfg, Occupant::Fsck).await?;
+    let report = lode_server::fsck::run(&*backends.index, &backends.store, repair, quick).await?;
+    backends.close().await;
     println!(
         "checked {} blob(s) against {} indexed object(s)",
         report.blobs, report.indexed

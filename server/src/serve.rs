@@ -9,22 +9,17 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::{router, AppState};
-use crate::auth::{load_or_create_secret, Auth};
+use crate::auth::Auth;
+use crate::backends::{open_backends, BackendError};
 use crate::config::ServerConfig;
-use crate::datadir::DataDir;
-use crate::db::{Db, DbError};
+use crate::db::Occupant;
 use crate::events::AuditSink;
-use crate::store::{FsStore, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("data folder {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
     #[error(transparent)]
-    Db(#[from] DbError),
+    Backend(#[from] BackendError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -33,7 +28,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("server failed: {0}")]
-    Serve(std::io::Error),
+    Serve(#[source] std::io::Error),
 }
 
 async fn shutdown_signal() {
@@ -61,15 +56,10 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
-    let dd_err = |source| ServeError::DataDir {
-        path: cfg.data_dir.display().to_string(),
-        source,
-    };
-    let data = DataDir::prepare(&cfg.data_dir).map_err(dd_err)?;
-    let _lock = data.lock().map_err(dd_err)?;
-    let secret = load_or_create_secret(&data.path).map_err(dd_err)?;
-    let db = Db::open(&data.db_path(), cfg.db_max_connections).await?;
-    let store = FsStore::open(&data.path, cfg.max_object_size)?;
+    let backends = open_backends(&cfg, Occupant::Server).await?;
+    let secret = backends.signing_secret()?;
+    let db = backends.index.clone();
+    let store = backends.store.clone();
     let cleaned = store.clean_tmp()?;
     if cleaned > 0 {
         tracing::info!("removed {cleaned} unfinished upload(s) left by an earlier run");
@@ -107,7 +97,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("lode-server listening on http://{addr}");
     let _ = std::io::stdout().flush();
-    tracing::info!(data = %data.path.display(), "listening on http://{addr}");
+    tracing::info!(data = %backends.describe(), "listening on http://{addr}");
 
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
@@ -119,7 +109,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
     if let Err(e) = state.auth.flush_last_used().await {
         tracing::warn!("recording token use failed: {e}");
     }
-    db.close().await;
+    backends.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -70,10 +70,8 @@ pub async fn collect(
             resp.blobs_deleted += oids.iter().filter(|o| !elsewhere.contains(o)).count() as u64;
         }
     } else {
-        let _collection = state.blob_locks.collection().await;
+        let _collection = state.db.gc_lease().await?;
         state.db.remove_refs(project_id, &drop_refs).await?;
-        // Existence answers cached before the removal must not outlive it.
-        state.held.clear();
         for (kind, oid) in &drop_refs {
             let key = BlobKey {
                 kind: *kind,
@@ -81,7 +79,7 @@ pub async fn collect(
             };
             // Under the key's exclusive lock no upload is between finding this blob and
             // indexing its reference, so "unreferenced" stays true until the blob is gone.
-            let _guard = state.blob_locks.delete(&key).await;
+            let _guard = state.db.hold_for_delete(*kind, *oid).await?;
             if state.db.is_referenced(*kind, oid).await? {
                 continue;
             }
@@ -89,7 +87,6 @@ pub async fn collect(
                 resp.blobs_deleted += 1;
             }
         }
-        state.held.clear();
         state
             .audit
             .record(

@@ -370,7 +370,7 @@ async fn upload(
         }
         e.into()
     };
-    let guard = state.blob_locks.upload([&key]).await;
+    let guard = state.db.hold_for_upload(&[(key.kind, key.oid)]).await?;
     let size = if key.oid.is_dir() {
         let staged = state.store.stage(key, stream).await.map_err(refused)?;
         let size = staged.size;

@@ -122,10 +122,8 @@ impl Upload {
         let items = std::mem::take(&mut batch.items);
         batch.bytes = 0;
         let state = self.state.clone();
-        let _guard = state
-            .blob_locks
-            .upload(items.iter().map(|(key, _)| key))
-            .await;
+        let blobs: Vec<_> = items.iter().map(|(key, _)| (key.kind, key.oid)).collect();
+        let _guard = state.db.hold_for_upload(&blobs).await?;
         let store = self.state.store.clone();
         let (staged, failure) = tokio::task::spawn_blocking(move || {
             let mut staged: Vec<Staged> = Vec::with_capacity(items.len());
@@ -214,7 +212,7 @@ impl Upload {
         })
         .boxed();
         let state = self.state.clone();
-        let _guard = state.blob_locks.upload([&key]).await;
+        let _guard = state.db.hold_for_upload(&[(key.kind, key.oid)]).await?;
         let store = self.state.store.clone();
         let staging = tokio::spawn(async move { store.stage(key, stream).await });
         let mut left = len;

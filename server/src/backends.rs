@@ -1,0 +1,79 @@
+//! Opening what a command works on: the index, the blob store, and the command's claim on the
+//! deployment. `serve`, `admin` and `fsck` all start here, so a new engine is chosen in one place.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::auth::load_or_create_secret;
+use crate::config::ServerConfig;
+use crate::datadir::DataDir;
+use crate::db::sqlite::SqliteIndex;
+use crate::db::{Hold, Index, IndexError, Occupant};
+use crate::store::{FsStore, StoreError};
+
+/// Connections `admin` and `fsck` open: they run one query at a time.
+const TOOL_CONNECTIONS: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("data folder {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The opened backends; the claim is released when this is dropped.
+pub struct Backends {
+    pub index: Arc<dyn Index>,
+    pub store: Arc<FsStore>,
+    data: DataDir,
+    _claim: Hold,
+}
+
+/// Opens the index and the blob store that `cfg` names for `who`, claiming the deployment as
+/// `who` needs before anything is changed (the schema included).
+pub async fn open_backends(cfg: &ServerConfig, who: Occupant) -> Result<Backends, BackendError> {
+    let data = DataDir::prepare(&cfg.data_dir).map_err(|source| BackendError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let connections = match who {
+        Occupant::Server => cfg.db_max_connections,
+        Occupant::Admin | Occupant::Fsck => TOOL_CONNECTIONS,
+    };
+    let index = SqliteIndex::connect(&data, connections).await?;
+    let claim = index.occupy(who).await?;
+    index.migrate().await?;
+    let store = FsStore::open(&data.path, cfg.max_object_size)?;
+    Ok(Backends {
+        index: Arc::new(index),
+        store,
+        data,
+        _claim: claim,
+    })
+}
+
+impl Backends {
+    /// The secret tokens are signed with, created on first use.
+    pub fn signing_secret(&self) -> Result<Vec<u8>, BackendError> {
+        load_or_create_secret(&self.data.path).map_err(|source| BackendError::DataDir {
+            path: self.data.path.clone(),
+            source,
+        })
+    }
+
+    /// Where the deployment is, for the log.
+    pub fn describe(&self) -> String {
+        self.data.path.display().to_string()
+    }
+
+    pub async fn close(&self) {
+        self.index.close().await;
+    }
+}
