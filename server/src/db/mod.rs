@@ -15,6 +15,9 @@ mod rows;
 pub mod sqlite;
 mod sqlx_error;
 
+#[cfg(test)]
+pub(crate) mod conformance;
+
 pub use coordination::{Hold, Occupant};
 pub use rows::{AuditEvent, Grantee, HeldObject, NewToken, ObjectRef, TokenRow};
 
@@ -68,6 +71,8 @@ pub fn now() -> i64 {
 }
 
 /// The index, as every engine provides it. Cheap to share behind an `Arc`.
+///
+/// Lists "sorted by name" compare names byte by byte, whatever the engine's collation.
 ///
 /// Methods that write many rows (`add_objects_each`, `append_audit`, `touch_tokens`) are called
 /// by batching tasks with whole batches; an engine should write each batch in as few round trips
@@ -154,7 +159,7 @@ pub trait Index: Send + Sync + 'static {
     ) -> IndexFuture<'a, ()>;
     /// `NotFound` when the grantee or the grant is missing.
     fn remove_grant<'a>(&'a self, project_id: i64, who: Grantee<'a>) -> IndexFuture<'a, ()>;
-    /// Group grants first (sorted by group), then user grants (sorted by user).
+    /// User grants first (sorted by user), then group grants (sorted by group).
     fn list_grants(&self, project_id: i64) -> IndexFuture<'_, Vec<GrantInfo>>;
 
     // --- Tokens ---

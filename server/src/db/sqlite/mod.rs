@@ -369,3 +369,8 @@ pub(crate) mod testing {
         (Arc::new(ix), dir)
     }
 }
+
+#[cfg(test)]
+mod conformance {
+    crate::db::conformance::index_conformance!(super::testing::temp_index);
+}
