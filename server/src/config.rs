@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::tls::TlsFiles;
+
 pub const DEFAULT_DATA_DIR: &str = "./lode-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -21,6 +23,8 @@ pub struct FileConfig {
     pub body_timeout: Option<String>,
     pub db_max_connections: Option<u32>,
     pub log_format: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,9 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     pub db_max_connections: u32,
     pub log_format: LogFormat,
+    /// HTTPS certificate chain and key (PEM); plain HTTP when neither is set.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +93,8 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(120),
             db_max_connections: 8,
             log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -119,7 +128,23 @@ impl ServerConfig {
         if let Some(f) = &file.log_format {
             c.log_format = parse_log_format(f)?;
         }
+        c.tls_cert.clone_from(&file.tls_cert);
+        c.tls_key.clone_from(&file.tls_key);
         Ok(c)
+    }
+
+    /// The TLS files, when HTTPS is configured; one without the other is an error.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(ConfigError::Value(
+                "HTTPS needs both --tls-cert and --tls-key (LODE_TLS_CERT, LODE_TLS_KEY)".into(),
+            )),
+        }
     }
 }
 

@@ -44,6 +44,8 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Exit 0 when the server on the configured address answers /readyz with 200, else 1.
+    Healthcheck(HealthcheckArgs),
 }
 
 #[derive(Args)]
@@ -63,6 +65,25 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "LODE_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (re-read on SIGHUP); needs --tls-key.
+    #[arg(long, env = "LODE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, env = "LODE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The address `serve` listens on.
+    #[arg(long, env = "LODE_LISTEN")]
+    listen: Option<String>,
+    /// Set when `serve` speaks HTTPS.
+    #[arg(long, env = "LODE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// Longest wait for the answer, e.g. 3s.
+    #[arg(long, default_value = "3s")]
+    timeout: String,
 }
 
 #[derive(Subcommand)]
@@ -226,6 +247,12 @@ fn resolve_config(cli: &Cli, args: Option<&ServeArgs>) -> anyhow::Result<ServerC
         if let Some(s) = &a.log_format {
             cfg.log_format = parse_log_format(s)?;
         }
+        if let Some(p) = &a.tls_cert {
+            cfg.tls_cert = Some(p.clone());
+        }
+        if let Some(p) = &a.tls_key {
+            cfg.tls_key = Some(p.clone());
+        }
     }
     Ok(cfg)
 }
@@ -247,8 +274,21 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(_) => Ok(lode_server::serve::run(cfg).await?),
             Command::Admin(cmd) => admin(&cfg, cmd).await,
             Command::Fsck { repair, quick } => fsck(&cfg, repair, quick).await,
+            Command::Healthcheck(args) => healthcheck(cfg, args).await,
         }
     })
+}
+
+async fn healthcheck(cfg: ServerConfig, args: HealthcheckArgs) -> anyhow::Result<()> {
+    let listen = args.listen.unwrap_or(cfg.listen);
+    let tls = args.tls_cert.or(cfg.tls_cert).is_some();
+    let url = lode_server::healthcheck::ready_url(&listen, tls)?;
+    let timeout = parse_duration(&args.timeout)?;
+    if let Err(e) = lode_server::healthcheck::check(&url, timeout).await {
+        eprintln!("not ready: {e}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {

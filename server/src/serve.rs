@@ -11,10 +11,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::app::{router, AppState};
 use crate::auth::Auth;
 use crate::backends::{open_backends, BackendError};
-use crate::config::ServerConfig;
+use crate::config::{ConfigError, ServerConfig};
 use crate::db::Occupant;
 use crate::events::AuditSink;
 use crate::store::StoreError;
+use crate::tls::{Incoming, ServerTls, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -29,6 +30,10 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 async fn shutdown_signal() {
@@ -56,6 +61,11 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
+    // Checked before the data folder is touched: a bad certificate changes nothing there.
+    let tls = match cfg.tls_files()? {
+        Some(files) => Some(Arc::new(ServerTls::load(files)?)),
+        None => None,
+    };
     let backends = open_backends(&cfg, Occupant::Server).await?;
     let secret = backends.signing_secret()?;
     let db = backends.index.clone();
@@ -94,15 +104,22 @@ pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to learn the port when listening on port 0.
-    println!("lode-server listening on http://{addr}");
+    println!("lode-server listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
-    tracing::info!(data = %backends.describe(), "listening on http://{addr}");
+    tracing::info!(data = %backends.describe(), "listening on {scheme}://{addr}");
+    if let Some(t) = &tls {
+        t.reload_on_sighup();
+    }
 
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(ServeError::Serve)?;
+    axum::serve(
+        Incoming::new(listener, tls.as_deref()),
+        router(state.clone()),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(ServeError::Serve)?;
 
     flusher.abort();
     audit.flush().await;
