@@ -6,7 +6,8 @@ pub mod commands;
 pub mod error;
 pub mod git;
 pub mod hash;
+pub mod printer;
 pub mod remote;
 pub mod repo;
 
-pub use error::LodeError;
+pub use error::{ExitCode, LodeError};

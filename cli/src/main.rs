@@ -1,11 +1,11 @@
 //! `lode`: clap parsing only; every command lives in `lode::commands`.
 
-use std::process::ExitCode;
-
 use clap::Parser;
 use lode::cli::Cli;
+use lode::printer::{Printer, Verbosity};
+use lode::ExitCode;
 
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -14,19 +14,20 @@ fn main() -> ExitCode {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             );
             let _ = e.print();
-            // DVC exits 254 on argument errors.
-            return ExitCode::from(if is_help { 0 } else { 254 });
+            return if is_help {
+                ExitCode::Ok
+            } else {
+                ExitCode::Usage
+            }
+            .into();
         }
     };
-    match lode::commands::run(cli) {
-        Ok(code) => ExitCode::from(code),
+    let printer = Printer::new(Verbosity::from_flags(cli.quiet, cli.verbose));
+    match lode::commands::run(cli, printer) {
+        Ok(code) => code.into(),
         Err(e) => {
-            if e.prefixed() {
-                eprintln!("ERROR: {e}");
-            } else {
-                eprintln!("{e}");
-            }
-            ExitCode::from(e.exit_code())
+            printer.report(&e);
+            e.exit_code().into()
         }
     }
 }

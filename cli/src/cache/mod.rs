@@ -66,18 +66,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
     }
 }
 
-impl From<CacheError> for crate::LodeError {
-    fn from(e: CacheError) -> Self {
-        crate::LodeError::Other(e.to_string())
-    }
-}
-
-impl From<HashError> for crate::LodeError {
-    fn from(e: HashError) -> Self {
-        crate::LodeError::Other(e.to_string())
-    }
-}
-
 /// The process umask, read once before any threads start creating files.
 pub fn umask() -> u32 {
     static UMASK: OnceLock<u32> = OnceLock::new();

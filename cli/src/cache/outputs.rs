@@ -11,6 +11,7 @@ use crate::hash::manifest::{Entry, Manifest};
 use crate::hash::state::{DirFiles, DirSummary, HashState};
 use crate::hash::walk::{self, FileEntry, Stat, Tree};
 use crate::hash::{hash_file, HashError};
+use crate::printer::Printer;
 use crate::repo::dvcfile::{self, DvcFile, OutRecord};
 use crate::repo::dvcignore::DvcIgnore;
 use crate::repo::Repo;
@@ -58,11 +59,12 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    pub fn open(repo: &Repo) -> Result<Outputs, CacheError> {
+    /// The outputs of `repo`; `out` hears about a hash cache that had to be rebuilt.
+    pub fn open(repo: &Repo, out: Printer) -> Result<Outputs, CacheError> {
         Ok(Outputs {
             root: repo.root.clone(),
             cache: Cache::for_repo(repo)?,
-            state: HashState::open(&repo.tmp_dir()),
+            state: HashState::open(&repo.tmp_dir(), out),
             ignore: DvcIgnore::new(&repo.root),
         })
     }
@@ -436,7 +438,7 @@ impl Outputs {
         &self,
         targets: &[PathBuf],
         cwd: &Path,
-        code: u8,
+        code: crate::ExitCode,
     ) -> Result<Vec<Tracked>, crate::LodeError> {
         let load = |p: &Path| DvcFile::load(p).map_err(|e| e.into_lode(code, cwd));
         if targets.is_empty() {

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use lode_proto::HashKind;
 
-use super::current_dir;
 use crate::cache::outputs::{Found, Outputs};
 use crate::cache::LinkType;
 use crate::cli::AddArgs;
@@ -13,33 +12,33 @@ use crate::commands::Ui;
 use crate::hash::walk::{normalize, relative_to};
 use crate::repo::dvcfile::{self, DvcFile, OutRecord};
 use crate::repo::{gitignore, Repo};
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
-pub fn run(args: AddArgs, ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: AddArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     if let Some(j) = args.jobs {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(j.max(1))
             .build_global();
     }
-    let cwd = current_dir()?;
-    let repo = Repo::discover(&cwd)?;
+    let cwd = &ui.cwd;
+    let repo = Repo::discover(cwd)?;
     let _lock = repo.lock()?;
-    let outputs = Outputs::open(&repo)?;
+    let outputs = Outputs::open(&repo, ui.out)?;
 
     let mut targets = Vec::new();
     for t in &args.targets {
-        let abs = check_target(&repo, &outputs, &cwd, t)?;
+        let abs = check_target(&repo, &outputs, cwd, t)?;
         // A path inside a tracked directory re-adds that directory, as DVC 3 does.
         let abs = tracked_ancestor(&repo.root, &abs).unwrap_or(abs);
         if !targets.contains(&abs) {
             targets.push(abs);
         }
     }
-    check_overlaps(&outputs, &cwd, &targets)?;
+    check_overlaps(&outputs, cwd, &targets)?;
 
     let mut to_stage: Vec<PathBuf> = Vec::new();
     for abs in &targets {
-        let result = add_one(&repo, &outputs, abs, &cwd);
+        let result = add_one(&repo, &outputs, abs, cwd);
         outputs.flush();
         let gi = result?;
         to_stage.push(PathBuf::from(format!("{}.dvc", abs.display())));
@@ -56,17 +55,17 @@ pub fn run(args: AddArgs, ui: Ui) -> Result<u8, LodeError> {
             git.add(&paths)
                 .map_err(|e| LodeError::Other(e.to_string()))?;
         }
-    } else if !ui.quiet {
+    } else {
         let rel: Vec<String> = to_stage
             .iter()
-            .map(|p| shell_word(&relative_to(p, &cwd).to_string_lossy()))
+            .map(|p| shell_word(&relative_to(p, cwd).to_string_lossy()))
             .collect();
-        println!(
+        ui.out.line(format_args!(
             "\nTo track the changes with git, run:\n\n\tgit add {}\n\nTo enable auto staging, run:\n\n\tdvc config core.autostage true",
             rel.join(" ")
-        );
+        ))?;
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 /// Validates one target as DVC does and returns its absolute, normalised path.
@@ -183,7 +182,7 @@ fn add_one(
 
 /// Stores one output in the cache and writes its `.dvc` file.
 fn store_one(outputs: &Outputs, abs: &Path, cwd: &Path) -> Result<(), LodeError> {
-    let file_err = |e: dvcfile::DvcFileError| e.into_lode(255, cwd);
+    let file_err = |e: dvcfile::DvcFileError| e.into_lode(ExitCode::Error, cwd);
     let name = abs
         .file_name()
         .and_then(|n| n.to_str())

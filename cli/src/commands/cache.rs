@@ -1,29 +1,23 @@
 //! `lode cache dir`: show or set the cache folder, as `dvc cache dir` does.
 
-use std::path::PathBuf;
-
-use super::current_dir;
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::commands::Ui;
-use crate::repo::config::{path_for_storage, Config, ConfigError, Level, Section, Value};
-use crate::repo::Repo;
-use crate::LodeError;
+use crate::repo::config::{path_for_storage, ConfigError, Level, Section, Value};
+use crate::{ExitCode, LodeError};
 
 fn missing_dir() -> ConfigError {
     ConfigError::Invalid("option 'dir' doesn't exist in section 'cache'".into())
 }
 
-pub fn run(args: CacheArgs, ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: CacheArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let CacheCommand::Dir {
         value,
         unset,
         level,
     } = args.command;
     let level = Level::from_flags(level.system, level.global, level.project, level.local);
-    let cwd = current_dir()?;
-    let root = Repo::find_root_opt(&cwd)?;
-    let dvc_dir: Option<PathBuf> = root.map(|r| r.join(".dvc"));
-    let mut config = Config::load_unvalidated(dvc_dir.as_deref())?;
+    let cwd = &ui.cwd;
+    let (mut config, _) = super::config::open_config(cwd)?;
     let section = Section::plain("cache");
 
     if value.is_none() && !unset {
@@ -42,10 +36,8 @@ pub fn run(args: CacheArgs, ui: Ui) -> Result<u8, LodeError> {
                 None => return Err(missing_dir().into()),
             },
         };
-        if !ui.quiet {
-            println!("{shown}");
-        }
-        return Ok(0);
+        ui.out.line(shown)?;
+        return Ok(ExitCode::Ok);
     }
 
     config.edit(level.unwrap_or(Level::Repo), |file, _| {
@@ -55,10 +47,10 @@ pub fn run(args: CacheArgs, ui: Ui) -> Result<u8, LodeError> {
             }
             file.unset(&section, "dir");
         } else {
-            let v = path_for_storage(&file.conf_dir(), &cwd, value.as_deref().unwrap_or(""));
+            let v = path_for_storage(&file.conf_dir(), cwd, value.as_deref().unwrap_or(""));
             file.set(&section, "dir", Value::Str(v));
         }
         Ok(())
     })?;
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

@@ -2,21 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
-use super::current_dir;
 use crate::cache::checkout::Plan;
 use crate::cache::outputs::Outputs;
 use crate::cli::CheckoutArgs;
 use crate::commands::Ui;
 use crate::hash::walk::relative_to;
 use crate::repo::Repo;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
-pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
-    let cwd = current_dir()?;
-    let repo = Repo::discover(&cwd)?;
+pub fn run(args: CheckoutArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
+    let cwd = &ui.cwd;
+    let repo = Repo::discover(cwd)?;
     let _lock = repo.lock()?;
-    let outputs = Outputs::open(&repo)?;
-    let tracked = outputs.tracked(&args.targets, &cwd, 255)?;
+    let outputs = Outputs::open(&repo, ui.out)?;
+    let tracked = outputs.tracked(&args.targets, cwd, ExitCode::Error)?;
 
     let mut plans = Vec::new();
     let mut unsaved: Vec<PathBuf> = Vec::new();
@@ -30,7 +29,7 @@ pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
             let path = t.file.out_path(i);
             let planned = outputs.plan_checkout(&path, out, args.relink)?;
             if matches!(planned.plan, Plan::Missing) {
-                failed.push(rel(&path, &cwd));
+                failed.push(rel(&path, cwd));
                 continue;
             }
             unsaved.extend(planned.unsaved);
@@ -47,27 +46,31 @@ pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
         )));
     }
 
-    let mut result = Ok(());
+    let mut result: Result<(), LodeError> = Ok(());
     for (path, out, plan, changed) in plans {
         let is_dir = matches!(plan, Plan::Dir { .. });
         match outputs.apply_checkout(&path, out, plan) {
             Ok(Some(change)) => {
-                if changed && !ui.quiet {
+                if changed {
                     let slash = if is_dir { "/" } else { "" };
-                    println!("{}       {}{slash}", change.letter(), rel(&path, &cwd));
+                    let shown = format!("{}       {}{slash}", change.letter(), rel(&path, cwd));
+                    if let Err(e) = ui.out.line(shown) {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
             Ok(None) => {}
             Err(e) => {
-                result = Err(e);
+                result = Err(e.into());
                 break;
             }
         }
     }
     outputs.flush();
     result?;
-    if args.relink && failed.is_empty() && !ui.quiet {
-        println!("Relinked successfully");
+    if args.relink && failed.is_empty() {
+        ui.out.line("Relinked successfully")?;
     }
     if !failed.is_empty() {
         return Err(LodeError::Other(format!(
@@ -75,7 +78,7 @@ pub fn run(args: CheckoutArgs, ui: Ui) -> Result<u8, LodeError> {
             failed.join("\n")
         )));
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn rel(p: &Path, cwd: &Path) -> String {

@@ -4,21 +4,20 @@ use std::path::Path;
 
 use lode_proto::HashKind;
 
-use super::current_dir;
 use crate::cache::outputs::{out_record, Found, Outputs};
 use crate::cli::CommitArgs;
 use crate::commands::Ui;
 use crate::hash::walk::relative_to;
 use crate::repo::dvcfile;
 use crate::repo::Repo;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
-pub fn run(args: CommitArgs, _ui: Ui) -> Result<u8, LodeError> {
-    let cwd = current_dir()?;
-    let repo = Repo::discover(&cwd)?;
+pub fn run(args: CommitArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
+    let cwd = &ui.cwd;
+    let repo = Repo::discover(cwd)?;
     let _lock = repo.lock()?;
-    let outputs = Outputs::open(&repo)?;
-    let tracked = outputs.tracked(&args.targets, &cwd, 1)?;
+    let outputs = Outputs::open(&repo, ui.out)?;
+    let tracked = outputs.tracked(&args.targets, cwd, ExitCode::Failed)?;
 
     // Check every output first so that a refusal leaves everything as it was.
     let mut work = Vec::new();
@@ -32,7 +31,7 @@ pub fn run(args: CommitArgs, _ui: Ui) -> Result<u8, LodeError> {
             if now == Found::Missing {
                 return Err(LodeError::Failed(format!(
                     "failed to commit - output '{}' does not exist",
-                    relative_to(&path, &cwd).display()
+                    relative_to(&path, cwd).display()
                 )));
             }
             let same = now.oid().is_some() && now.oid() == out.oid;
@@ -43,7 +42,7 @@ pub fn run(args: CommitArgs, _ui: Ui) -> Result<u8, LodeError> {
             outputs.flush();
             return Err(LodeError::Failed(format!(
                 "failed to commit - unable to commit changed stage: '{}'. Use `-f|--force` to force.",
-                rel(&t.file.path, &cwd)
+                rel(&t.file.path, cwd)
             )));
         }
         work.push((t, outs));
@@ -63,15 +62,16 @@ pub fn run(args: CommitArgs, _ui: Ui) -> Result<u8, LodeError> {
             if let Some(rec) = out_record(out.path.clone(), HashKind::Md5, &found) {
                 text = file.updated_text(i, &rec);
                 file = dvcfile::DvcFile::parse(&t.file.path, text.clone())
-                    .map_err(|e| e.into_lode(255, &cwd))?;
+                    .map_err(|e| e.into_lode(ExitCode::Error, cwd))?;
             }
         }
         if text != t.file.text() {
-            dvcfile::write_atomic(&t.file.path, &text).map_err(|e| e.into_lode(255, &cwd))?;
+            dvcfile::write_atomic(&t.file.path, &text)
+                .map_err(|e| e.into_lode(ExitCode::Error, cwd))?;
         }
     }
     outputs.flush();
-    Ok(0)
+    Ok(ExitCode::Ok)
 }
 
 fn rel(p: &Path, cwd: &Path) -> String {

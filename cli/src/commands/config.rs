@@ -1,11 +1,10 @@
 //! `lode config`: get, set, unset and list options, as `dvc config` does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::current_dir;
 use crate::cli::ConfigArgs;
 use crate::commands::Ui;
 use crate::repo::config::{
@@ -13,7 +12,7 @@ use crate::repo::config::{
     Value, SCHEMA_SECTIONS,
 };
 use crate::repo::Repo;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 static NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?P<top>(remote|db)\.)?(?P<section>[^\.]*)\.(?P<option>[^\.]*)$")
@@ -65,11 +64,10 @@ impl Name {
     }
 }
 
-/// The merged config of the repository around the current directory (or only the user's and
+/// The merged config of the repository around `cwd` (or only the user's and
 /// the system's outside one), not validated: `dvc config` must work on a broken file too.
-pub(crate) fn open_config() -> Result<(Config, Option<PathBuf>), LodeError> {
-    let cwd = current_dir()?;
-    let root = Repo::find_root_opt(&cwd)?;
+pub(crate) fn open_config(cwd: &Path) -> Result<(Config, Option<PathBuf>), LodeError> {
+    let root = Repo::find_root_opt(cwd)?;
     let dvc_dir = root.as_ref().map(|r| r.join(".dvc"));
     Ok((Config::load_unvalidated(dvc_dir.as_deref())?, root))
 }
@@ -127,7 +125,7 @@ fn check(file: Option<&ConfigFile>, name: &Name) -> Result<(), ConfigError> {
     Ok(())
 }
 
-pub fn run(args: ConfigArgs, ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: ConfigArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let level = Level::from_flags(args.system, args.global, args.project, args.local);
     if args.show_origin && (args.value.is_some() || args.unset) {
         return Err(LodeError::Failed(
@@ -135,7 +133,7 @@ pub fn run(args: ConfigArgs, ui: Ui) -> Result<u8, LodeError> {
                 .into(),
         ));
     }
-    let (mut config, root) = open_config()?;
+    let (mut config, root) = open_config(&ui.cwd)?;
     if args.list {
         if args.name.is_some() || args.value.is_some() || args.unset {
             return Err(LodeError::Failed(
@@ -156,11 +154,11 @@ pub fn run(args: ConfigArgs, ui: Ui) -> Result<u8, LodeError> {
                 .into_iter()
                 .map(|(k, v)| format!("{prefix}{k}={v}"))
                 .collect();
-            if !lines.is_empty() && !ui.quiet {
-                println!("{}", lines.join("\n"));
+            if !lines.is_empty() {
+                ui.out.line(lines.join("\n"))?;
             }
         }
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
     let Some(raw_name) = args.name.as_deref() else {
         return Err(LodeError::Failed("name argument is required".into()));
@@ -183,9 +181,7 @@ pub fn run(args: ConfigArgs, ui: Ui) -> Result<u8, LodeError> {
                                 String::new()
                             };
                             let shown = display_value(&f.conf_dir(), &section, &name.option, v);
-                            if !ui.quiet {
-                                println!("{prefix}{shown}");
-                            }
+                            ui.out.line(format_args!("{prefix}{shown}"))?;
                             break;
                         }
                     }
@@ -194,10 +190,10 @@ pub fn run(args: ConfigArgs, ui: Ui) -> Result<u8, LodeError> {
                 Err(_) => continue,
             }
         }
-        return Ok(0);
+        return Ok(ExitCode::Ok);
     }
 
-    let cwd = current_dir()?;
+    let cwd = &ui.cwd;
     let unset = args.unset;
     let value = args.value.clone();
     config.edit(level.unwrap_or(Level::Repo), |file, _| {
@@ -208,11 +204,11 @@ pub fn run(args: ConfigArgs, ui: Ui) -> Result<u8, LodeError> {
         } else {
             let mut v = value.unwrap_or_default();
             if is_path_key(&section, &name.option) {
-                v = path_for_storage(&file.conf_dir(), &cwd, &v);
+                v = path_for_storage(&file.conf_dir(), cwd, &v);
             }
             file.set(&section, &name.option, Value::Str(v));
         }
         Ok(())
     })?;
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

@@ -12,20 +12,20 @@
 //! gc in a DVC pipeline repository never deletes what `dvc repro` cached.
 
 use std::collections::HashSet;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use lode_proto::{HashKind, ObjectId};
 
-use super::current_dir;
 use crate::cache::Cache;
 use crate::cli::GcArgs;
 use crate::commands::Ui;
+use crate::printer::Printer;
 use crate::repo::config::ConfigError;
 use crate::repo::dvcignore::DvcIgnore;
 use crate::repo::revisions::{RevOutputs, Revision, RevisionError, Scope, Walker};
 use crate::repo::{Repo, RepoError};
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 const PROMPT: &str = "Are you sure you want to proceed? [y/n]: ";
 
@@ -58,27 +58,25 @@ fn warning_text(args: &GcArgs) -> String {
 }
 
 /// Asks on stdin as DVC does: only `yes`, `no`, `y` or `n` are accepted; end of input is "no".
-fn confirm() -> Result<bool, LodeError> {
+fn confirm(out: Printer) -> Result<bool, LodeError> {
     let stdin = std::io::stdin();
-    let mut out = std::io::stdout();
     loop {
-        print!("{PROMPT}");
-        let _ = out.flush();
+        out.ask(PROMPT)?;
         let mut line = String::new();
         let n = stdin
             .lock()
             .read_line(&mut line)
             .map_err(|e| LodeError::Other(format!("failed to read the answer: {e}")))?;
         if n == 0 {
-            println!();
+            out.ask("\n")?;
             return Ok(false);
         }
         match line.trim() {
             "y" | "yes" => return Ok(true),
             "n" | "no" => return Ok(false),
-            _ => {
-                println!("Your response must be one of: ['yes', 'no', 'y', 'n']. Please try again.")
-            }
+            _ => out.ask(
+                "Your response must be one of: ['yes', 'no', 'y', 'n']. Please try again.\n",
+            )?,
         }
     }
 }
@@ -156,7 +154,7 @@ fn collect_used(repo: &Repo, args: &GcArgs, cache: &Cache, cwd: &Path) -> Result
         rev: args.rev.clone(),
         num: args.num,
     };
-    let failed = |e: RevisionError| e.into_lode(255, cwd);
+    let failed = |e: RevisionError| e.into_lode(ExitCode::Error, cwd);
     used.add(walker.outputs_at(&Revision::Workspace).map_err(failed)?);
     for rev in walker.commits(&scope).map_err(failed)? {
         used.add(walker.outputs_at(&rev).map_err(failed)?);
@@ -201,7 +199,12 @@ fn list_objects(dir: &Path) -> Result<Vec<(ObjectId, PathBuf)>, LodeError> {
 }
 
 /// Removes unused objects from one cache layout; `.dir` manifests go first, as in DVC.
-fn collect_garbage(dir: &Path, used: &HashSet<ObjectId>, dry: bool) -> Result<usize, LodeError> {
+fn collect_garbage(
+    dir: &Path,
+    used: &HashSet<ObjectId>,
+    dry: bool,
+    out: Printer,
+) -> Result<usize, LodeError> {
     let mut unused: Vec<(ObjectId, PathBuf)> = list_objects(dir)?
         .into_iter()
         .filter(|(oid, _)| !used.contains(oid))
@@ -209,7 +212,7 @@ fn collect_garbage(dir: &Path, used: &HashSet<ObjectId>, dry: bool) -> Result<us
     unused.sort_by_key(|(oid, path)| (!oid.is_dir(), path.clone()));
     for (_, path) in &unused {
         if dry {
-            println!("Removing {}", path.display());
+            out.line(format_args!("Removing {}", path.display()))?;
             continue;
         }
         match std::fs::remove_file(path) {
@@ -227,9 +230,9 @@ fn collect_garbage(dir: &Path, used: &HashSet<ObjectId>, dry: bool) -> Result<us
     Ok(unused.len())
 }
 
-pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
-    let cwd = current_dir()?;
-    let repo = Repo::discover(&cwd)?;
+pub fn run(args: GcArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
+    let cwd = &ui.cwd;
+    let repo = Repo::discover(cwd)?;
     if !(args.workspace
         || args.all_branches
         || args.all_tags
@@ -248,11 +251,9 @@ pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
         ));
     }
     let force = args.force || args.dry;
-    if !ui.quiet {
-        eprintln!("WARNING: {}", warning_text(&args));
-    }
-    if !force && !confirm()? {
-        return Ok(1);
+    ui.out.warn(warning_text(&args));
+    if !force && !confirm(ui.out)? {
+        return Ok(ExitCode::Failed);
     }
     let _lock = repo.lock()?;
     let cloud = match (
@@ -277,19 +278,19 @@ pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
         },
     };
     let cache = Cache::for_repo(&repo)?;
-    let used = collect_used(&repo, &args, &cache, &cwd)?;
+    let used = collect_used(&repo, &args, &cache, cwd)?;
     for (scheme, dir, set) in [
         ("repo", cache.root().join("files/md5"), &used.md5),
         ("legacy", cache.root().to_path_buf(), &used.legacy),
     ] {
-        let removed = collect_garbage(&dir, set, args.dry)?;
-        if ui.quiet {
-            continue;
-        }
+        let removed = collect_garbage(&dir, set, args.dry, ui.out)?;
         if removed > 0 {
-            println!("Removed {removed} objects from {scheme} cache.");
+            ui.out.line(format_args!(
+                "Removed {removed} objects from {scheme} cache."
+            ))?;
         } else {
-            println!("No unused '{scheme}' cache to remove.");
+            ui.out
+                .line(format_args!("No unused '{scheme}' cache to remove."))?;
         }
     }
     if let Some(conf) = cloud {
@@ -298,11 +299,9 @@ pub fn run(args: GcArgs, ui: Ui) -> Result<u8, LodeError> {
         let remote = crate::remote::Remote::open(&conf, args.jobs).map_err(failed)?;
         let lines = crate::remote::gc::collect(&remote, &cache, &used.md5, &used.legacy, args.dry)
             .map_err(failed)?;
-        if !ui.quiet {
-            for l in lines {
-                println!("{l}");
-            }
+        for l in lines {
+            ui.out.line(l)?;
         }
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::current_dir;
 use crate::cli::InitArgs;
 use crate::commands::Ui;
 use crate::git::Git;
@@ -10,7 +9,7 @@ use crate::repo::config::{ConfigFile, Section, Value};
 use crate::repo::dvcignore::DVCIGNORE_FILE;
 use crate::repo::gitignore;
 use crate::repo::RepoError;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 const DVCIGNORE_TEMPLATE: &str = "# Add patterns of files dvc should ignore, which could improve\n\
 # the performance. Learn more at\n\
@@ -51,13 +50,13 @@ fn rel_display(path: &Path, base: &Path) -> String {
     }
 }
 
-pub fn run(args: InitArgs, ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: InitArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     if args.no_scm && args.subdir {
         return Err(LodeError::Other(
             "Cannot initialize repo with `--no-scm` and `--subdir`".into(),
         ));
     }
-    let cwd = current_dir()?;
+    let cwd = &ui.cwd;
     let root: PathBuf = match &args.directory {
         Some(d) => std::path::absolute(cwd.join(d)).map_err(io_err(d))?,
         None => cwd.clone(),
@@ -96,7 +95,7 @@ pub fn run(args: InitArgs, ui: Ui) -> Result<u8, LodeError> {
         if !args.force {
             return Err(init_error(format!(
                 "'{}' exists. Use `-f` to force.",
-                rel_display(&dvc_dir, &cwd)
+                rel_display(&dvc_dir, cwd)
             )));
         }
         std::fs::remove_dir_all(&dvc_dir).map_err(io_err(&dvc_dir))?;
@@ -133,12 +132,10 @@ pub fn run(args: InitArgs, ui: Ui) -> Result<u8, LodeError> {
             .map_err(|e| LodeError::Other(e.to_string()))?;
     }
 
-    if !ui.quiet {
-        println!("Initialized DVC repository.\n");
-        if git.is_some() {
-            println!("You can now commit the changes to git.\n");
-        }
-        println!("{WHATS_NEXT}");
+    ui.out.line("Initialized DVC repository.\n")?;
+    if git.is_some() {
+        ui.out.line("You can now commit the changes to git.\n")?;
     }
-    Ok(0)
+    ui.out.line(WHATS_NEXT)?;
+    Ok(ExitCode::Ok)
 }

@@ -18,21 +18,21 @@ pub mod status_cloud;
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command};
+use crate::printer::Printer;
 use crate::repo::RepoError;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
-/// Output settings every command receives.
-#[derive(Debug, Clone, Copy)]
+/// What every command is given: the folder it was started in, and where it writes.
 pub struct Ui {
-    pub quiet: bool,
-    pub verbose: u8,
+    pub cwd: PathBuf,
+    pub out: Printer,
 }
 
 /// Runs one command; `Ok(code)` is the exit code of a command that ran to its end.
-pub fn run(cli: Cli) -> Result<u8, LodeError> {
-    let ui = Ui {
-        quiet: cli.quiet,
-        verbose: cli.verbose,
+pub fn run(cli: Cli, out: Printer) -> Result<ExitCode, LodeError> {
+    let ui = &Ui {
+        cwd: current_dir()?,
+        out,
     };
     match cli.command {
         Command::Init(a) => init::run(a, ui),
@@ -53,10 +53,10 @@ pub fn run(cli: Cli) -> Result<u8, LodeError> {
 /// The repository, remote and objects `push`, `pull` and `fetch` work on.
 pub(crate) fn transfer_session(
     args: &crate::cli::TransferArgs,
+    ui: &Ui,
     action: &str,
 ) -> Result<crate::remote::session::Session, LodeError> {
-    let cwd = current_dir()?;
-    let repo = crate::repo::Repo::discover(&cwd)?;
+    let repo = crate::repo::Repo::discover(&ui.cwd)?;
     let request = crate::remote::session::Request {
         targets: &args.targets,
         scope: crate::repo::revisions::Scope {
@@ -68,11 +68,11 @@ pub(crate) fn transfer_session(
         remote: args.remote.as_deref(),
         jobs: args.jobs,
     };
-    crate::remote::session::Session::open(repo, &cwd, &request, action)
+    crate::remote::session::Session::open(repo, &ui.cwd, &request, ui.out, action)
 }
 
 /// The current directory, as an error DVC-style commands can report.
-pub(crate) fn current_dir() -> Result<PathBuf, LodeError> {
+fn current_dir() -> Result<PathBuf, LodeError> {
     std::env::current_dir().map_err(|source| {
         RepoError::Io {
             path: PathBuf::from("."),

@@ -8,7 +8,7 @@ use crate::commands::Ui;
 use crate::hash::walk::relative_to;
 use crate::remote::progress::Progress;
 use crate::remote::sync::{self, files, missing_warning};
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 const ACTION: &str = "failed to pull data from the cloud";
 
@@ -26,25 +26,25 @@ fn summary(parts: &[(usize, &str)]) -> String {
     }
 }
 
-pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: PullArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let t = args.transfer;
-    let session = super::transfer_session(&t, ACTION)?;
+    let session = super::transfer_session(&t, ui, ACTION)?;
     let (remote, cache, outputs, cwd) = (
         &session.transfer.remote,
         &session.transfer.cache,
         &session.outputs,
         &session.cwd,
     );
-    let progress = Progress::new("fetched", ui.quiet, ui.verbose > 0);
+    let progress = Progress::new("fetched", ui.out);
     let report =
         sync::fetch(remote, cache, &session.used, &progress).map_err(|e| e.into_lode(ACTION))?;
     drop(progress);
     if let Some(w) = missing_warning(&report.missing) {
-        eprintln!("WARNING: {w}");
+        ui.out.warn(w);
     }
-    sync::print_failures(&report.failed, &remote.name, "from");
+    sync::print_failures(ui.out, &report.failed, &remote.name, "from");
 
-    let tracked = outputs.tracked(&t.targets, cwd, 1)?;
+    let tracked = outputs.tracked(&t.targets, cwd, ExitCode::Failed)?;
     let mut plans = Vec::new();
     let mut unsaved: Vec<PathBuf> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
@@ -74,7 +74,7 @@ pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
         )));
     }
     let (mut added, mut modified, mut deleted) = (0usize, 0usize, 0usize);
-    let mut result = Ok(());
+    let mut result: Result<(), LodeError> = Ok(());
     for (path, out, plan) in plans {
         let (is_dir, files_linked, files_deleted) = match &plan {
             Plan::Dir {
@@ -101,14 +101,16 @@ pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
                     Change::Modified => modified += files_linked,
                 }
                 deleted += files_deleted;
-                if !ui.quiet {
-                    let slash = if is_dir { "/" } else { "" };
-                    println!("{}       {}{slash}", change.letter(), rel(&path, cwd));
+                let slash = if is_dir { "/" } else { "" };
+                let shown = format!("{}       {}{slash}", change.letter(), rel(&path, cwd));
+                if let Err(e) = ui.out.line(shown) {
+                    result = Err(e);
+                    break;
                 }
             }
             Ok(None) => {}
             Err(e) => {
-                result = Err(e);
+                result = Err(e.into());
                 break;
             }
         }
@@ -127,18 +129,13 @@ pub fn run(args: PullArgs, ui: Ui) -> Result<u8, LodeError> {
             files(report.failed.len())
         )));
     }
-    if !ui.quiet {
-        println!(
-            "{}",
-            summary(&[
-                (report.fetched, "fetched"),
-                (added, "added"),
-                (deleted, "deleted"),
-                (modified, "modified"),
-            ])
-        );
-    }
-    Ok(0)
+    ui.out.line(summary(&[
+        (report.fetched, "fetched"),
+        (added, "added"),
+        (deleted, "deleted"),
+        (modified, "modified"),
+    ]))?;
+    Ok(ExitCode::Ok)
 }
 
 fn rel(p: &Path, cwd: &Path) -> String {

@@ -4,32 +4,31 @@ use crate::cli::TransferArgs;
 use crate::commands::Ui;
 use crate::remote::progress::Progress;
 use crate::remote::sync::{self, files, missing_warning};
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 const ACTION: &str = "failed to push data to the cloud";
 
-pub fn run(args: TransferArgs, ui: Ui) -> Result<u8, LodeError> {
-    let session = super::transfer_session(&args, ACTION)?;
+pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
+    let session = super::transfer_session(&args, ui, ACTION)?;
     let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
-    let progress = Progress::new("pushed", ui.quiet, ui.verbose > 0);
+    let progress = Progress::new("pushed", ui.out);
     let report =
         sync::push(remote, cache, &session.used, &progress).map_err(|e| e.into_lode(ACTION))?;
     if let Some(w) = missing_warning(&report.missing) {
-        eprintln!("WARNING: {w}");
+        ui.out.warn(w);
     }
     if !report.failed.is_empty() {
-        sync::print_failures(&report.failed, &remote.name, "to");
+        sync::print_failures(ui.out, &report.failed, &remote.name, "to");
         return Err(LodeError::Failed(format!(
             "{ACTION} - {} failed to upload",
             files(report.failed.len())
         )));
     }
-    if !ui.quiet {
-        if report.pushed == 0 {
-            println!("Everything is up to date.");
-        } else {
-            println!("{} pushed", files(report.pushed));
-        }
+    if report.pushed == 0 {
+        ui.out.line("Everything is up to date.")?;
+    } else {
+        ui.out
+            .line(format_args!("{} pushed", files(report.pushed)))?;
     }
-    Ok(0)
+    Ok(ExitCode::Ok)
 }

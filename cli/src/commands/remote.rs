@@ -1,25 +1,12 @@
 //! `lode remote add|modify|list|default|remove|rename`, as `dvc remote` does.
 
-use std::path::PathBuf;
-
-use super::current_dir;
 use crate::cli::{LevelArgs, RemoteArgs, RemoteCommand};
 use crate::commands::Ui;
-use crate::repo::config::{
-    is_path_key, path_for_storage, Config, ConfigError, Level, Section, Value,
-};
-use crate::repo::Repo;
-use crate::LodeError;
+use crate::repo::config::{is_path_key, path_for_storage, ConfigError, Level, Section, Value};
+use crate::{ExitCode, LodeError};
 
 fn level_of(l: &LevelArgs) -> Option<Level> {
     Level::from_flags(l.system, l.global, l.project, l.local)
-}
-
-fn open_config() -> Result<Config, LodeError> {
-    let cwd = current_dir()?;
-    let root = Repo::find_root_opt(&cwd)?;
-    let dvc_dir: Option<PathBuf> = root.map(|r| r.join(".dvc"));
-    Ok(Config::load_unvalidated(dvc_dir.as_deref())?)
 }
 
 fn not_found(name: &str) -> ConfigError {
@@ -46,9 +33,9 @@ fn expand_tabs(s: &str) -> String {
 /// The order DVC updates `core.remote` in the other files after a remove or rename.
 const LEVELS_DESC: [Level; 4] = [Level::Local, Level::Repo, Level::Global, Level::System];
 
-pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
-    let mut config = open_config()?;
-    let cwd = current_dir()?;
+pub fn run(args: RemoteArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
+    let (mut config, _) = super::config::open_config(&ui.cwd)?;
+    let cwd = &ui.cwd;
     match args.command {
         RemoteCommand::Add {
             name,
@@ -58,8 +45,9 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
             level,
         } => {
             let name = name.to_lowercase();
-            if default && !ui.quiet {
-                println!("Setting '{name}' as a default remote.");
+            if default {
+                ui.out
+                    .line(format_args!("Setting '{name}' as a default remote."))?;
             }
             config.edit(level_of(&level).unwrap_or(Level::Repo), |file, _| {
                 let section = Section::remote(&name);
@@ -68,7 +56,7 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
                         "remote '{name}' already exists. Use `-f|--force` to overwrite it."
                     )));
                 }
-                let url = path_for_storage(&file.conf_dir(), &cwd, &url);
+                let url = path_for_storage(&file.conf_dir(), cwd, &url);
                 let table = file.section_mut(&section);
                 table.clear();
                 table.push(("url".into(), Value::Str(url)));
@@ -78,9 +66,9 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
                 Ok(())
             })?;
             if crate::remote::is_lode_server_url(&url) {
-                eprintln!("{}", crate::remote::token_hint(&name));
+                ui.out.note(crate::remote::token_hint(&name));
             }
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
         RemoteCommand::Modify {
             name,
@@ -108,14 +96,14 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
                     )));
                 };
                 let value = if is_path_key(&section, &option) {
-                    path_for_storage(&file.conf_dir(), &cwd, &value)
+                    path_for_storage(&file.conf_dir(), cwd, &value)
                 } else {
                     value
                 };
                 file.set(&section, &option, Value::Str(value));
                 Ok(())
             })?;
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
         RemoteCommand::List { level } => {
             let lvl = level_of(&level);
@@ -154,11 +142,9 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
                 } else {
                     format!("{name}\t{url}")
                 };
-                if !ui.quiet {
-                    println!("{}", expand_tabs(&line).trim_end());
-                }
+                ui.out.line(expand_tabs(&line).trim_end())?;
             }
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
         RemoteCommand::Default { name, unset, level } => {
             let lvl = level_of(&level);
@@ -174,16 +160,12 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
                 };
                 return match current {
                     Some(r) => {
-                        if !ui.quiet {
-                            println!("{r}");
-                        }
-                        Ok(0)
+                        ui.out.line(r)?;
+                        Ok(ExitCode::Ok)
                     }
                     None => {
-                        if !ui.quiet {
-                            println!("No default remote set");
-                        }
-                        Ok(1)
+                        ui.out.line("No default remote set")?;
+                        Ok(ExitCode::Failed)
                     }
                 };
             }
@@ -206,7 +188,7 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
                 file.set(&core, "remote", Value::Str(name));
                 Ok(())
             })?;
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
         RemoteCommand::Remove { name, level } => {
             let name = name.to_lowercase();
@@ -233,7 +215,7 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
                     break;
                 }
             }
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
         RemoteCommand::Rename { name, new, level } => {
             let name = name.to_lowercase();
@@ -274,7 +256,7 @@ pub fn run(args: RemoteArgs, ui: Ui) -> Result<u8, LodeError> {
                     Ok(())
                 })?;
             }
-            Ok(0)
+            Ok(ExitCode::Ok)
         }
     }
 }

@@ -5,14 +5,13 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::current_dir;
 use crate::cache::outputs::{Found, Outputs};
 use crate::cli::StatusArgs;
 use crate::commands::Ui;
 use crate::hash::manifest::push_json_string;
 use crate::hash::walk::relative_to;
 use crate::repo::Repo;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 /// How an output differs, in DVC's words.
 fn out_state(
@@ -36,7 +35,7 @@ fn out_state(
     })
 }
 
-pub fn run(args: StatusArgs, ui: Ui) -> Result<u8, LodeError> {
+pub fn run(args: StatusArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     if args.cloud || args.remote.is_some() {
         return super::status_cloud::run(&args, ui);
     }
@@ -45,17 +44,17 @@ pub fn run(args: StatusArgs, ui: Ui) -> Result<u8, LodeError> {
             .num_threads(j.max(1))
             .build_global();
     }
-    let cwd = current_dir()?;
-    let repo = Repo::discover(&cwd)?;
-    let outputs = Outputs::open(&repo)?;
-    let tracked = outputs.tracked(&args.targets, &cwd, 1)?;
+    let cwd = &ui.cwd;
+    let repo = Repo::discover(cwd)?;
+    let outputs = Outputs::open(&repo, ui.out)?;
+    let tracked = outputs.tracked(&args.targets, cwd, ExitCode::Failed)?;
     let results: Vec<Result<Vec<(String, &'static str)>, LodeError>> = tracked
         .par_iter()
         .map(|t| {
             let mut changes = Vec::new();
             for &i in &t.outs {
                 if let Some(state) = out_state(&outputs, &t.file, i)? {
-                    changes.push((rel(&t.file.out_path(i), &cwd), state));
+                    changes.push((rel(&t.file.out_path(i), cwd), state));
                 }
             }
             Ok(changes)
@@ -66,11 +65,15 @@ pub fn run(args: StatusArgs, ui: Ui) -> Result<u8, LodeError> {
     for (t, r) in tracked.iter().zip(results) {
         let changes = r?;
         if !changes.is_empty() {
-            report.push((rel(&t.file.path, &cwd), changes));
+            report.push((rel(&t.file.path, cwd), changes));
         }
     }
-    if ui.quiet {
-        return Ok(if report.is_empty() { 0 } else { 1 });
+    if ui.out.is_quiet() {
+        return Ok(if report.is_empty() {
+            ExitCode::Ok
+        } else {
+            ExitCode::Failed
+        });
     }
     if args.json {
         let mut s = String::from("{");
@@ -91,16 +94,16 @@ pub fn run(args: StatusArgs, ui: Ui) -> Result<u8, LodeError> {
             s.push_str("}}]");
         }
         s.push('}');
-        println!("{s}");
-        return Ok(0);
+        ui.out.line(s)?;
+        return Ok(ExitCode::Ok);
     }
     if tracked.is_empty() && args.targets.is_empty() {
-        println!("There are no data or pipelines tracked in this project yet.\nSee <https://dvc.org/doc/start> to get started!");
-        return Ok(0);
+        ui.out.line("There are no data or pipelines tracked in this project yet.\nSee <https://dvc.org/doc/start> to get started!")?;
+        return Ok(ExitCode::Ok);
     }
     if report.is_empty() {
-        println!("Data and pipelines are up to date.");
-        return Ok(0);
+        ui.out.line("Data and pipelines are up to date.")?;
+        return Ok(ExitCode::Ok);
     }
     let mut s = String::new();
     for (dvc, changes) in &report {
@@ -109,8 +112,8 @@ pub fn run(args: StatusArgs, ui: Ui) -> Result<u8, LodeError> {
             s.push_str(&format!("\t\t{:<20}{path}\n", format!("{state}:")));
         }
     }
-    print!("{s}");
-    Ok(0)
+    ui.out.text(&s)?;
+    Ok(ExitCode::Ok)
 }
 
 fn rel(p: &Path, cwd: &Path) -> String {

@@ -1,7 +1,6 @@
 //! `lode status -c`: which objects of tracked outputs are only in the cache (`new`), only on
 //! the remote (`deleted`) or in neither (`missing`), as `dvc status -c` prints them (spec §8).
 
-use super::current_dir;
 use crate::cache::outputs::Outputs;
 use crate::cache::Cache;
 use crate::cli::StatusArgs;
@@ -12,23 +11,33 @@ use crate::remote::sync;
 use crate::remote::used;
 use crate::remote::{self as remote_mod};
 use crate::repo::Repo;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 const ACTION: &str = "failed to compare with the cloud";
 
-pub fn run(args: &StatusArgs, ui: Ui) -> Result<u8, LodeError> {
-    let cwd = current_dir()?;
-    let repo = Repo::discover(&cwd)?;
-    let outputs = Outputs::open(&repo)?;
-    let used = used::collect(&outputs, &args.targets, &cwd, &Default::default(), 1)?;
+pub fn run(args: &StatusArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
+    let cwd = &ui.cwd;
+    let repo = Repo::discover(cwd)?;
+    let outputs = Outputs::open(&repo, ui.out)?;
+    let used = used::collect(
+        &outputs,
+        &args.targets,
+        cwd,
+        &Default::default(),
+        ExitCode::Failed,
+    )?;
     let conf =
         remote_mod::resolve(&repo, args.remote.as_deref()).map_err(|e| e.into_lode(ACTION))?;
     let transfer = Transfer::open(Cache::for_repo(&repo)?, &conf, args.jobs)
         .map_err(|e| e.into_lode(ACTION))?;
     let (remote, cache) = (&transfer.remote, &transfer.cache);
     let states = sync::status(remote, cache, &used).map_err(|e| e.into_lode(ACTION))?;
-    if ui.quiet {
-        return Ok(if states.is_empty() { 0 } else { 1 });
+    if ui.out.is_quiet() {
+        return Ok(if states.is_empty() {
+            ExitCode::Ok
+        } else {
+            ExitCode::Failed
+        });
     }
     if args.json {
         let mut s = String::from("{");
@@ -41,17 +50,20 @@ pub fn run(args: &StatusArgs, ui: Ui) -> Result<u8, LodeError> {
             push_json_string(&mut s, st.state);
         }
         s.push('}');
-        println!("{s}");
-        return Ok(0);
+        ui.out.line(s)?;
+        return Ok(ExitCode::Ok);
     }
     if states.is_empty() {
-        println!("Cache and remote '{}' are in sync.", remote.name);
-        return Ok(0);
+        ui.out.line(format_args!(
+            "Cache and remote '{}' are in sync.",
+            remote.name
+        ))?;
+        return Ok(ExitCode::Ok);
     }
     let mut out = String::new();
     for st in &states {
         out.push_str(&format!("\t{:<20}{}\n", format!("{}:", st.state), st.name));
     }
-    print!("{out}");
-    Ok(0)
+    ui.out.text(&out)?;
+    Ok(ExitCode::Ok)
 }

@@ -12,6 +12,7 @@ use lode_proto::{HashKind, ObjectId};
 
 use super::md5_bytes;
 use super::walk::{FileEntry, Stat};
+use crate::printer::Printer;
 
 const FILES: &[u8] = b"files";
 const DIR_FILES: &[u8] = b"dir-files";
@@ -141,17 +142,17 @@ impl HashState {
         }
     }
 
-    /// Opens (or creates) the cache in `tmp_dir`.
-    pub fn open(tmp_dir: &Path) -> HashState {
+    /// Opens (or creates) the cache in `tmp_dir`; one found broken is rebuilt, with a warning.
+    pub fn open(tmp_dir: &Path, out: Printer) -> HashState {
         let path = tmp_dir.join("lode-hashes");
         match try_open(&path) {
             Ok(s) => s,
             Err(e) if is_locked(&e) => HashState::disabled(),
             Err(e) => {
-                eprintln!(
-                    "WARNING: hash cache '{}' is unusable ({e}); rebuilding it",
+                out.warn(format_args!(
+                    "hash cache '{}' is unusable ({e}); rebuilding it",
                     path.display()
-                );
+                ));
                 let _ = std::fs::remove_dir_all(&path);
                 try_open(&path).unwrap_or_else(|_| HashState::disabled())
             }
@@ -376,6 +377,11 @@ fn fingerprint(files: &[FileEntry]) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::printer::Verbosity;
+
+    fn quiet() -> Printer {
+        Printer::new(Verbosity::Quiet)
+    }
 
     #[test]
     fn remembers_until_stat_changes() {
@@ -389,11 +395,11 @@ mod tests {
         let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
         let p = d.path().join("f");
         {
-            let s = HashState::open(d.path());
+            let s = HashState::open(d.path(), quiet());
             s.put_files(HashKind::Md5, [(p.clone(), &st, oid)]);
             s.flush();
         }
-        let s = HashState::open(d.path());
+        let s = HashState::open(d.path(), quiet());
         assert_eq!(s.get_file(HashKind::Md5, &p, &st), Some(oid));
         assert_eq!(s.get_file(HashKind::Md5Dos2unix, &p, &st), None);
         let changed = Stat { mtime_ns: 4, ..st };
@@ -411,9 +417,9 @@ mod tests {
         };
         let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
         let p = d.path().join("f");
-        let first = HashState::open(d.path());
+        let first = HashState::open(d.path(), quiet());
         first.put_files(HashKind::Md5, [(p.clone(), &st, oid)]);
-        let second = HashState::open(d.path());
+        let second = HashState::open(d.path(), quiet());
         assert_eq!(second.get_file(HashKind::Md5, &p, &st), None);
         assert_eq!(first.get_file(HashKind::Md5, &p, &st), Some(oid));
     }
@@ -433,7 +439,7 @@ mod tests {
         };
         let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
         let (a, b) = (d.path().join("a"), d.path().join("b"));
-        let s = HashState::open(d.path());
+        let s = HashState::open(d.path(), quiet());
         s.put_files(HashKind::Md5, [(a.clone(), &st, oid)]);
         s.put_written_files(HashKind::Md5, [(b.clone(), &st, oid)]);
         assert_eq!(s.get_file(HashKind::Md5, &a, &st), None);
@@ -452,7 +458,7 @@ mod tests {
         let oid: ObjectId = "b202f333fba4fd38d4b8e5e693077aab".parse().unwrap();
         let dir = d.path().join("data");
         {
-            let s = HashState::open(d.path());
+            let s = HashState::open(d.path(), quiet());
             let mut f = s.get_dir_files(HashKind::Md5, &dir);
             f.insert_read("a/\u{e9}.txt", &st, oid);
             f.insert_read("b", &st, oid);
@@ -460,7 +466,7 @@ mod tests {
             s.put_dir_files(HashKind::Md5, &dir, &f);
             s.flush();
         }
-        let s = HashState::open(d.path());
+        let s = HashState::open(d.path(), quiet());
         let f = s.get_dir_files(HashKind::Md5, &dir);
         assert_eq!(f.get("a/\u{e9}.txt", &st), Some(oid));
         assert_eq!(f.get("b", &st), None);
@@ -478,7 +484,7 @@ mod tests {
         std::fs::create_dir_all(&path).unwrap();
         std::fs::write(path.join("conf"), b"\xff\xfe garbage").unwrap();
         std::fs::write(path.join("db"), b"garbage garbage garbage").unwrap();
-        let s = HashState::open(d.path());
+        let s = HashState::open(d.path(), quiet());
         let st = Stat {
             ino: 1,
             size: 2,

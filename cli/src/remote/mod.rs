@@ -49,7 +49,7 @@ impl RemoteError {
         match self {
             RemoteError::Config(m) => crate::LodeError::Bare {
                 msg: format!("ERROR: configuration error - {m}"),
-                code: 251,
+                code: crate::ExitCode::Config,
             },
             RemoteError::Fatal(m) => crate::LodeError::Failed(format!("{action} - {m}")),
             RemoteError::Unsupported(m) => crate::LodeError::Other(m),

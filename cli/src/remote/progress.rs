@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lode_proto::ObjectId;
 
+use crate::printer::{Printer, Verbosity};
+
 pub struct Progress {
     bar: Option<ProgressBar>,
-    verbose: bool,
+    out: Printer,
     verb: &'static str,
     objects: AtomicU64,
     total_objects: AtomicU64,
@@ -17,8 +19,8 @@ pub struct Progress {
 
 impl Progress {
     /// `verb` names what happens to each object (`pushed`, `fetched`).
-    pub fn new(verb: &'static str, quiet: bool, verbose: bool) -> Progress {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    pub fn new(verb: &'static str, out: Printer) -> Progress {
+        let bar = (!out.is_quiet() && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
                 "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
@@ -30,7 +32,7 @@ impl Progress {
         });
         Progress {
             bar,
-            verbose,
+            out,
             verb,
             objects: AtomicU64::new(0),
             total_objects: AtomicU64::new(0),
@@ -39,7 +41,7 @@ impl Progress {
 
     /// A progress that shows nothing.
     pub fn hidden() -> Progress {
-        Progress::new("", true, false)
+        Progress::new("", Printer::new(Verbosity::Quiet))
     }
 
     /// More work is known: objects, and bytes when known.
@@ -65,11 +67,11 @@ impl Progress {
             b.inc(bytes);
             self.redraw(b);
         }
-        if self.verbose {
+        if self.out.is_verbose() {
             let line = format!("{} {oid}", self.verb);
             match &self.bar {
                 Some(b) => b.println(line),
-                None => eprintln!("{line}"),
+                None => self.out.detail(line),
             }
         }
     }

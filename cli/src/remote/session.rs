@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use crate::cache::outputs::Outputs;
 use crate::cache::Cache;
+use crate::printer::Printer;
 use crate::remote::used::{self, UsedOut};
 use crate::remote::{self as remote_mod, Remote, RemoteError};
 use crate::repo::config::RemoteConfig;
 use crate::repo::lock::RepoLock;
 use crate::repo::revisions::Scope;
 use crate::repo::Repo;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 /// A local cache and a remote to move objects between.
 pub struct Transfer {
@@ -58,17 +59,24 @@ pub(crate) struct Session {
 
 impl Session {
     /// Takes the repository's lock and opens what `request` needs. Targets are relative to
-    /// `cwd`; `action` prefixes remote errors the way DVC does
+    /// `cwd`; `out` hears warnings; `action` prefixes remote errors the way DVC does
     /// (`failed to push data to the cloud - ...`).
     pub(crate) fn open(
         repo: Repo,
         cwd: &Path,
         request: &Request<'_>,
+        out: Printer,
         action: &str,
     ) -> Result<Session, LodeError> {
         let lock = repo.lock()?;
-        let outputs = Outputs::open(&repo)?;
-        let used = used::collect(&outputs, request.targets, cwd, &request.scope, 1)?;
+        let outputs = Outputs::open(&repo, out)?;
+        let used = used::collect(
+            &outputs,
+            request.targets,
+            cwd,
+            &request.scope,
+            ExitCode::Failed,
+        )?;
         let conf = remote_mod::resolve(&repo, request.remote).map_err(|e| e.into_lode(action))?;
         let transfer = Transfer::open(Cache::for_repo(&repo)?, &conf, request.jobs)
             .map_err(|e| e.into_lode(action))?;

@@ -13,6 +13,7 @@ use super::used::UsedOut;
 use super::{Download, Failure, Remote, RemoteError, Upload};
 use crate::cache::Cache;
 use crate::hash::manifest::Manifest;
+use crate::printer::Printer;
 
 /// How a push went.
 #[derive(Debug, Default)]
@@ -294,18 +295,18 @@ pub fn missing_warning(missing: &[(HashKind, ObjectId)]) -> Option<String> {
 /// Failures are printed one per line; beyond this many, the rest are counted.
 const SHOWN_FAILURES: usize = 20;
 
-/// Prints transfer failures to stderr, one line each, naming the object and the remote.
-pub fn print_failures(failed: &[Failure], remote: &str, direction: &str) {
+/// Reports transfer failures, one line each, naming the object and the remote.
+pub fn print_failures(out: Printer, failed: &[Failure], remote: &str, direction: &str) {
     for f in failed.iter().take(SHOWN_FAILURES) {
-        eprintln!(
-            "ERROR: failed to transfer '{}' {direction} remote '{remote}' - {}",
+        out.error(format_args!(
+            "failed to transfer '{}' {direction} remote '{remote}' - {}",
             f.oid, f.message
-        );
+        ));
     }
     if failed.len() > SHOWN_FAILURES {
-        eprintln!(
-            "ERROR: ... and {} more objects failed the same way",
+        out.error(format_args!(
+            "... and {} more objects failed the same way",
             failed.len() - SHOWN_FAILURES
-        );
+        ));
     }
 }

@@ -9,7 +9,7 @@ use lode_proto::{HashKind, ObjectId};
 use crate::cache::outputs::Outputs;
 use crate::hash::walk::relative_to;
 use crate::repo::revisions::{DeclaredOut, Revision, Scope, Walker};
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 /// One cached output in scope.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub(crate) fn collect(
     targets: &[PathBuf],
     cwd: &Path,
     scope: &Scope,
-    code: u8,
+    code: ExitCode,
 ) -> Result<Vec<UsedOut>, LodeError> {
     let walker = Walker::new(&outputs.root, &outputs.ignore);
     let mut used = Vec::new();

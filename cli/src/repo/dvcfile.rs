@@ -128,13 +128,13 @@ impl DvcFileError {
     /// The command error for this failure with the exit code the calling command uses for it
     /// (`status` exits 1 on an invalid `.dvc` file, `add` and `checkout` 255), the file named
     /// relative to `cwd` as DVC names it.
-    pub fn into_lode(self, code: u8, cwd: &Path) -> crate::LodeError {
+    pub fn into_lode(self, code: crate::ExitCode, cwd: &Path) -> crate::LodeError {
         match self {
             DvcFileError::Syntax { .. } | DvcFileError::Invalid { .. } => crate::LodeError::Bare {
                 msg: self.message(Some(cwd)),
                 code,
             },
-            other => crate::LodeError::Other(other.to_string()),
+            other => crate::LodeError::DvcFile(other),
         }
     }
 }

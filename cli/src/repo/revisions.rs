@@ -17,7 +17,7 @@ use regex::Regex;
 use crate::git::{Git, GitError};
 use crate::repo::dvcfile::{self, DvcFile, DvcFileError, Out};
 use crate::repo::dvcignore::DvcIgnore;
-use crate::LodeError;
+use crate::{ExitCode, LodeError};
 
 /// Which Git revisions a command reads besides the workspace.
 #[derive(Debug, Clone, Default)]
@@ -106,11 +106,11 @@ pub(crate) enum RevisionError {
 impl RevisionError {
     /// The command's error; `code` is its exit code for an invalid workspace `.dvc` file, which
     /// is named relative to `cwd`.
-    pub fn into_lode(self, code: u8, cwd: &Path) -> LodeError {
+    pub fn into_lode(self, code: ExitCode, cwd: &Path) -> LodeError {
         match self {
             RevisionError::Workspace(e) => e.into_lode(code, cwd),
             RevisionError::AtCommit { rev, source } => {
-                let msg = match source.into_lode(255, cwd) {
+                let msg = match source.into_lode(ExitCode::Error, cwd) {
                     LodeError::Bare { msg, .. } => msg,
                     other => other.to_string(),
                 };
