@@ -45,7 +45,8 @@ fi
 
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
-mkdir -p "$context/out/usr/local/bin" "$context/out/etc/ssl/certs" "$context/out/data"
+mkdir -p "$context/out/usr/local/bin" "$context/out/etc/ssl/certs" "$context/out/data" \
+  "$context/out/backups"
 cp "$binary" "$context/out/usr/local/bin/lode-server"
 if command -v strip >/dev/null; then
   strip "$context/out/usr/local/bin/lode-server"

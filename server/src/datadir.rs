@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,8 @@ pub struct DataLock {
 }
 
 impl DataDir {
-    /// Creates the folder (mode 0700) if needed.
+    /// Creates the folder (mode 0700) if needed; fails, changing nothing, when this user cannot
+    /// write it.
     pub fn prepare(path: &Path) -> io::Result<DataDir> {
         if !path.exists() {
             fs::DirBuilder::new()
@@ -26,6 +28,15 @@ impl DataDir {
                 .mode(0o700)
                 .create(path)?;
         }
+        writable(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{e}: this user (uid {}) cannot write it; make it theirs (chown -R) or run as its owner",
+                    current_uid()
+                ),
+            )
+        })?;
         Ok(DataDir {
             path: path.to_path_buf(),
         })
@@ -55,5 +66,23 @@ impl DataDir {
             ));
         }
         Ok(DataLock { _file: file })
+    }
+}
+
+/// The effective user id of this process.
+pub fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether this process may create and remove entries in the folder `path`.
+pub fn writable(path: &Path) -> io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod backends;
+pub mod backup;
 pub mod blob_locks;
 pub mod config;
 pub mod datadir;

@@ -46,6 +46,9 @@ enum Command {
     },
     /// Exit 0 when the server on the configured address answers /readyz with 200, else 1.
     Healthcheck(HealthcheckArgs),
+    /// Copy the deployment into DEST (a new or empty folder) while the server runs: the index as
+    /// of one moment and every blob it references (hard links on the same filesystem).
+    Backup { dest: PathBuf },
 }
 
 #[derive(Args)]
@@ -275,8 +278,28 @@ fn main() -> anyhow::Result<()> {
             Command::Admin(cmd) => admin(&cfg, cmd).await,
             Command::Fsck { repair, quick } => fsck(&cfg, repair, quick).await,
             Command::Healthcheck(args) => healthcheck(cfg, args).await,
+            Command::Backup { dest } => backup(&cfg, &dest).await,
         }
     })
+}
+
+async fn backup(cfg: &ServerConfig, dest: &std::path::Path) -> anyhow::Result<()> {
+    let r = lode_server::backup::run(cfg, dest).await?;
+    println!(
+        "backed up {} object(s), {} byte(s), to {}: {} linked, {} copied",
+        r.objects,
+        r.bytes,
+        dest.display(),
+        r.linked,
+        r.copied
+    );
+    if r.collected > 0 {
+        println!(
+            "{} object(s) collected after the index was copied are not in the backup",
+            r.collected
+        );
+    }
+    Ok(())
 }
 
 async fn healthcheck(cfg: ServerConfig, args: HealthcheckArgs) -> anyhow::Result<()> {

@@ -7,3 +7,4 @@ pub mod dvc;
 pub mod pyserver;
 pub mod repo;
 pub mod server;
+pub mod uploads;

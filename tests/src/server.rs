@@ -159,10 +159,16 @@ impl Server {
 
     /// Runs `lode-server <args>` on this server's data folder.
     pub fn cli(&self, args: &[&str]) -> Run {
+        Server::cli_on(&self.data_dir, args)
+    }
+
+    /// Runs `lode-server <args>` on any data folder.
+    pub fn cli_on(data_dir: &Path, args: &[&str]) -> Run {
         Command::new(crate::bins::lode_server())
             .args(args)
-            .env("LODE_DATA_DIR", &self.data_dir)
+            .env("LODE_DATA_DIR", data_dir)
             .env_remove("LODE_CONFIG")
+            .env("RUST_BACKTRACE", "0")
             .output()
             .expect("run lode-server")
             .into()

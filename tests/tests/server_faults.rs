@@ -3,34 +3,11 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
 
 use lode_e2e::digest::md5_hex;
 use lode_e2e::server::{object_path, Server};
+use lode_e2e::uploads::{eventually, pseudo_random};
 use reqwest::blocking::Client;
-
-fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
-/// Polls `cond` until it holds or the deadline passes.
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut pause = Duration::from_millis(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(100));
-    }
-}
 
 fn connect(s: &Server) -> TcpStream {
     TcpStream::connect(s.url().trim_start_matches("http://")).expect("connect")

@@ -28,6 +28,8 @@ use futures::future::BoxFuture;
 use lode_proto::api::{AuditEntry, GrantInfo, GroupInfo, ProjectInfo, UsageInfo, UserInfo};
 use lode_proto::{HashKind, ObjectId, Role};
 
+use crate::datadir::DataDir;
+
 /// What any engine's failure is reported as.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -89,6 +91,9 @@ pub trait Index: Send + Sync + 'static {
     fn ping(&self) -> IndexFuture<'_, ()>;
     /// Waits for open connections to finish and closes them.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Writes a consistent copy of the whole index, as of one moment and without stopping
+    /// writers, as the index of the data folder `dest`, which has none yet (`lode-server backup`).
+    fn backup_into<'a>(&'a self, dest: &'a DataDir) -> IndexFuture<'a, ()>;
 
     // --- Projects ---
 

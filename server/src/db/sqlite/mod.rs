@@ -6,6 +6,7 @@
 //! this process's memory (see [`crate::db::coordination`]).
 
 mod audit;
+mod backup;
 mod gc;
 mod groups;
 mod objects;
@@ -85,7 +86,19 @@ impl SqliteIndex {
 
 impl Index for SqliteIndex {
     fn migrate(&self) -> IndexFuture<'_, ()> {
-        Box::pin(async move { Ok(MIGRATOR.run(&self.pool).await?) })
+        Box::pin(async move {
+            match MIGRATOR.run(&self.pool).await {
+                // Checked before any migration runs, so the file is left as it was.
+                Err(sqlx::migrate::MigrateError::VersionMissing(v)) => {
+                    Err(IndexError::Invalid(format!(
+                        "{} was written by a newer lode-server (schema version {v}; this one knows up to {}): run that version or a later one on it; nothing was changed",
+                        self.data.db_path().display(),
+                        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+                    )))
+                }
+                r => Ok(r?),
+            }
+        })
     }
 
     fn occupy(&self, who: Occupant) -> IndexFuture<'_, Hold> {
@@ -115,6 +128,10 @@ impl Index for SqliteIndex {
             self.writer.close().await;
             self.pool.close().await;
         })
+    }
+
+    fn backup_into<'a>(&'a self, dest: &'a DataDir) -> IndexFuture<'a, ()> {
+        Box::pin(backup::backup_into(self, dest))
     }
 
     fn create_project<'a>(&'a self, name: &'a str) -> IndexFuture<'a, ProjectInfo> {
