@@ -3,8 +3,11 @@
 
 pub mod bins;
 pub mod digest;
+pub mod docker;
 pub mod dvc;
 pub mod pyserver;
+pub mod remote_repo;
 pub mod repo;
 pub mod server;
+pub mod tls;
 pub mod uploads;

@@ -123,6 +123,12 @@ impl Http {
                         describe(e)
                     ))
                 })?;
+                // As Python's `load_verify_locations`, which DVC calls: a bundle must hold one.
+                if certs.is_empty() {
+                    return Err(RemoteError::Config(format!(
+                        "config file error: remote '{remote}': ssl_verify bundle '{path}' holds no PEM certificate"
+                    )));
+                }
                 b = b.tls_certs_merge(certs);
             }
         }
