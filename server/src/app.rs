@@ -31,7 +31,7 @@ use crate::store::BlobStore;
 
 const PROJECT_CACHE_TTL: Duration = Duration::from_secs(2);
 
-pub struct AppState {
+pub(crate) struct AppState {
     pub db: Arc<dyn Index>,
     pub store: Arc<dyn BlobStore>,
     pub auth: Auth,
@@ -44,10 +44,10 @@ pub struct AppState {
     projects: Mutex<HashMap<String, (Instant, Option<i64>)>>,
 }
 
-pub type SharedState = Arc<AppState>;
+pub(crate) type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(
+    pub(crate) fn new(
         db: Arc<dyn Index>,
         store: Arc<dyn BlobStore>,
         auth: Auth,
@@ -69,7 +69,7 @@ impl AppState {
     }
 
     /// Forgets cached names and roles after an administrative change.
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         self.auth.invalidate();
         if let Ok(mut p) = self.projects.lock() {
             p.clear();
@@ -95,7 +95,7 @@ impl AppState {
     }
 
     /// The size of an object if the project holds it.
-    pub async fn held_size(
+    pub(crate) async fn held_size(
         &self,
         project_id: i64,
         key: crate::store::BlobKey,
@@ -116,7 +116,12 @@ impl AppState {
     /// A caller with no grant gets the same 404 whether or not the project exists, so tokens
     /// learn nothing about projects they cannot see. A caller that can see the project but lacks
     /// the role gets 403.
-    pub async fn project_access(&self, p: &Principal, name: &str, needed: Role) -> ApiResult<i64> {
+    pub(crate) async fn project_access(
+        &self,
+        p: &Principal,
+        name: &str,
+        needed: Role,
+    ) -> ApiResult<i64> {
         lode_proto::validate_project_name(name)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let hidden = || ApiError::not_found(format!("project '{name}' not found"));
@@ -174,7 +179,7 @@ async fn track(State(state): State<SharedState>, req: Request, next: Next) -> Re
     resp
 }
 
-pub fn router(state: SharedState) -> Router {
+pub(crate) fn router(state: SharedState) -> Router {
     let cfg = &state.config;
     let api = routes::api::router()
         .layer(

@@ -41,29 +41,31 @@ pub enum AuthError {
     Revoked,
     #[error("{0}")]
     Internal(String),
+    #[error("signing a token: {0}")]
+    Signing(#[source] jsonwebtoken::errors::Error),
     #[error(transparent)]
     Index(#[from] IndexError),
 }
 
 /// Who is calling, as established by a verified token.
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub(crate) struct Principal {
     pub token_id: String,
     pub scope: Scope,
 }
 
 #[derive(Debug, Clone)]
-pub enum Scope {
+pub(crate) enum Scope {
     Project { id: i64, name: String, role: Role },
     User { id: i64, name: String, admin: bool },
 }
 
 impl Principal {
-    pub fn is_server_admin(&self) -> bool {
+    pub(crate) fn is_server_admin(&self) -> bool {
         matches!(self.scope, Scope::User { admin: true, .. })
     }
 
-    pub fn user_id(&self) -> Option<i64> {
+    pub(crate) fn user_id(&self) -> Option<i64> {
         match self.scope {
             Scope::User { id, .. } => Some(id),
             Scope::Project { .. } => None,
@@ -71,7 +73,7 @@ impl Principal {
     }
 
     /// How this caller appears in the audit log; never contains the token.
-    pub fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         let short = &self.token_id[..self.token_id.len().min(8)];
         match &self.scope {
             Scope::Project { name, .. } => format!("token:{short}(project:{name})"),
@@ -79,7 +81,7 @@ impl Principal {
         }
     }
 
-    pub fn whoami(&self) -> WhoAmI {
+    pub(crate) fn whoami(&self) -> WhoAmI {
         match &self.scope {
             Scope::Project { name, role, .. } => WhoAmI {
                 token_id: self.token_id.clone(),
@@ -102,7 +104,7 @@ impl Principal {
 }
 
 /// Reads the signing secret from the data folder, creating it (mode 0600) on first use.
-pub fn load_or_create_secret(data: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn load_or_create_secret(data: &Path) -> std::io::Result<Vec<u8>> {
     let path = data.join(SECRET_FILE);
     match fs::read_to_string(&path) {
         Ok(s) => {
@@ -137,12 +139,12 @@ pub fn load_or_create_secret(data: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
-pub fn sha256_hex(token: &str) -> String {
+pub(crate) fn sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Pulls the token out of `Authorization: Bearer ...` or `Authorization: Basic ...` (password).
-pub fn credential(headers: &HeaderMap) -> Result<String, AuthError> {
+pub(crate) fn credential(headers: &HeaderMap) -> Result<String, AuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(AuthError::Missing);
     };
@@ -178,7 +180,7 @@ pub fn credential(headers: &HeaderMap) -> Result<String, AuthError> {
 }
 
 /// What a new token is for.
-pub enum TokenScope<'a> {
+pub(crate) enum TokenScope<'a> {
     Project { id: i64, name: &'a str, role: Role },
     User { id: i64, name: &'a str },
 }
@@ -191,7 +193,7 @@ struct Cached<T> {
 /// Resolved roles keyed by (token id, project id).
 type RoleCache = HashMap<(String, i64), Cached<Option<Role>>>;
 
-pub struct Auth {
+pub(crate) struct Auth {
     db: Arc<dyn Index>,
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -202,7 +204,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(db: Arc<dyn Index>, secret: &[u8]) -> Auth {
+    pub(crate) fn new(db: Arc<dyn Index>, secret: &[u8]) -> Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is enforced from the index (tokens may have none); a present `exp` is still checked.
         validation.required_spec_claims.clear();
@@ -220,7 +222,7 @@ impl Auth {
     }
 
     /// Forgets cached tokens and roles; called after every administrative change.
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         if let Ok(mut t) = self.tokens.lock() {
             t.clear();
         }
@@ -230,7 +232,7 @@ impl Auth {
     }
 
     /// Creates a token, stores its id and hash, and returns it (the only time it is visible).
-    pub async fn issue(
+    pub(crate) async fn issue(
         &self,
         scope: TokenScope<'_>,
         expires_in: Option<Duration>,
@@ -253,7 +255,7 @@ impl Auth {
             exp,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| AuthError::Internal(format!("signing a token: {e}")))?;
+            .map_err(AuthError::Signing)?;
         let hash = sha256_hex(&token);
         self.db
             .insert_token(&NewToken {
@@ -280,12 +282,12 @@ impl Auth {
     }
 
     /// Verifies the request's token and returns who it belongs to.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
         let token = credential(headers)?;
         self.verify(&token).await
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let data = jsonwebtoken::decode::<TokenClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -356,7 +358,11 @@ impl Auth {
     }
 
     /// The caller's role on a project, `None` when it has no access at all.
-    pub async fn role_on(&self, p: &Principal, project_id: i64) -> Result<Option<Role>, AuthError> {
+    pub(crate) async fn role_on(
+        &self,
+        p: &Principal,
+        project_id: i64,
+    ) -> Result<Option<Role>, AuthError> {
         match &p.scope {
             Scope::Project { id, role, .. } => Ok((*id == project_id).then_some(*role)),
             Scope::User { admin: true, .. } => Ok(Some(Role::Admin)),
@@ -388,7 +394,7 @@ impl Auth {
     }
 
     /// Writes the "last used" times gathered since the previous call.
-    pub async fn flush_last_used(&self) -> Result<(), IndexError> {
+    pub(crate) async fn flush_last_used(&self) -> Result<(), IndexError> {
         let used: Vec<(String, i64)> = match self.last_used.lock() {
             Ok(mut m) => m.drain().collect(),
             Err(_) => Vec::new(),

@@ -29,7 +29,7 @@ pub enum BackendError {
 }
 
 /// The opened backends; the claim is released when this is dropped.
-pub struct Backends {
+pub(crate) struct Backends {
     pub index: Arc<dyn Index>,
     pub store: Arc<FsStore>,
     data: DataDir,
@@ -38,7 +38,10 @@ pub struct Backends {
 
 /// Opens the index and the blob store that `cfg` names for `who`, claiming the deployment as
 /// `who` needs before anything is changed (the schema included).
-pub async fn open_backends(cfg: &ServerConfig, who: Occupant) -> Result<Backends, BackendError> {
+pub(crate) async fn open_backends(
+    cfg: &ServerConfig,
+    who: Occupant,
+) -> Result<Backends, BackendError> {
     let data = DataDir::prepare(&cfg.data_dir).map_err(|source| BackendError::DataDir {
         path: cfg.data_dir.clone(),
         source,
@@ -61,7 +64,7 @@ pub async fn open_backends(cfg: &ServerConfig, who: Occupant) -> Result<Backends
 
 impl Backends {
     /// The secret tokens are signed with, created on first use.
-    pub fn signing_secret(&self) -> Result<Vec<u8>, BackendError> {
+    pub(crate) fn signing_secret(&self) -> Result<Vec<u8>, BackendError> {
         load_or_create_secret(&self.data.path).map_err(|source| BackendError::DataDir {
             path: self.data.path.clone(),
             source,
@@ -69,11 +72,11 @@ impl Backends {
     }
 
     /// Where the deployment is, for the log.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.data.path.display().to_string()
     }
 
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         self.index.close().await;
     }
 }

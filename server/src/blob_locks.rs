@@ -13,7 +13,7 @@ use crate::db::Hold;
 
 const STRIPES: usize = 256;
 
-pub struct BlobLocks {
+pub(crate) struct BlobLocks {
     stripes: Vec<Arc<RwLock<()>>>,
     /// One collection at a time: with a single writer waiting, uploads that take several
     /// stripes in order cannot deadlock behind it.
@@ -36,7 +36,7 @@ impl BlobLocks {
     }
 
     /// Shared hold on the stripes of these blobs, taken in stripe order.
-    pub async fn upload(&self, blobs: &[(HashKind, ObjectId)]) -> Hold {
+    pub(crate) async fn upload(&self, blobs: &[(HashKind, ObjectId)]) -> Hold {
         let mut idx: Vec<usize> = blobs.iter().map(|(_, oid)| Self::stripe(oid)).collect();
         idx.sort_unstable();
         idx.dedup();
@@ -48,12 +48,12 @@ impl BlobLocks {
     }
 
     /// Serialises collections; held for a whole collection.
-    pub async fn collection(&self) -> Hold {
+    pub(crate) async fn collection(&self) -> Hold {
         Hold::new(self.collection.clone().lock_owned().await)
     }
 
     /// Exclusive hold on one blob's stripe, for checking references and deleting it.
-    pub async fn delete(&self, oid: &ObjectId) -> Hold {
+    pub(crate) async fn delete(&self, oid: &ObjectId) -> Hold {
         Hold::new(self.stripes[Self::stripe(oid)].clone().write_owned().await)
     }
 }

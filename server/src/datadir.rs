@@ -9,19 +9,19 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
-pub struct DataDir {
+pub(crate) struct DataDir {
     pub path: PathBuf,
 }
 
 /// Held while a server or fsck uses the folder; released when dropped (or the process dies).
-pub struct DataLock {
+pub(crate) struct DataLock {
     _file: File,
 }
 
 impl DataDir {
     /// Creates the folder (mode 0700) if needed; fails, changing nothing, when this user cannot
     /// write it.
-    pub fn prepare(path: &Path) -> io::Result<DataDir> {
+    pub(crate) fn prepare(path: &Path) -> io::Result<DataDir> {
         if !path.exists() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -42,12 +42,12 @@ impl DataDir {
         })
     }
 
-    pub fn db_path(&self) -> PathBuf {
+    pub(crate) fn db_path(&self) -> PathBuf {
         self.path.join("lode.db")
     }
 
     /// Takes the exclusive lock without waiting.
-    pub fn lock(&self) -> io::Result<DataLock> {
+    pub(crate) fn lock(&self) -> io::Result<DataLock> {
         let p = self.path.join("lock");
         let file = OpenOptions::new()
             .create(true)

@@ -96,8 +96,9 @@ impl From<StoreError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         match e {
-            AuthError::Internal(_) => ApiError::internal(e.to_string()),
-            AuthError::Index(_) => ApiError::internal(e.to_string()),
+            AuthError::Internal(_) | AuthError::Signing(_) | AuthError::Index(_) => {
+                ApiError::internal(e.to_string())
+            }
             _ => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
         }
     }

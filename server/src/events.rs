@@ -12,7 +12,7 @@ enum Msg {
 }
 
 #[derive(Clone)]
-pub struct AuditSink {
+pub(crate) struct AuditSink {
     tx: mpsc::Sender<Msg>,
 }
 
@@ -23,7 +23,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl AuditSink {
     /// Starts the writer task.
-    pub fn start(db: Arc<dyn Index>) -> AuditSink {
+    pub(crate) fn start(db: Arc<dyn Index>) -> AuditSink {
         let (tx, mut rx) = mpsc::channel::<Msg>(16 * 1024);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
@@ -61,7 +61,7 @@ impl AuditSink {
         AuditSink { tx }
     }
 
-    pub async fn record(
+    pub(crate) async fn record(
         &self,
         actor: String,
         action: &str,
@@ -83,7 +83,7 @@ impl AuditSink {
     }
 
     /// Waits until everything recorded so far is in the database.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;

@@ -15,11 +15,15 @@ use std::collections::HashMap;
 
 use lode_proto::{HashKind, ObjectId};
 
-use crate::db::{Index, IndexError};
+use crate::backends::{open_backends, BackendError};
+use crate::config::ServerConfig;
+use crate::db::{Index, IndexError, Occupant};
 use crate::store::{BlobKey, BlobStore, FsStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsckError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -50,7 +54,15 @@ impl FsckReport {
     }
 }
 
-pub async fn run(
+/// Opens the deployment `cfg` names, alone, and checks it.
+pub async fn check(cfg: &ServerConfig, repair: bool, quick: bool) -> Result<FsckReport, FsckError> {
+    let backends = open_backends(cfg, Occupant::Fsck).await?;
+    let report = run(&*backends.index, &backends.store, repair, quick).await;
+    backends.close().await;
+    report
+}
+
+pub(crate) async fn run(
     db: &dyn Index,
     store: &std::sync::Arc<FsStore>,
     repair: bool,

@@ -18,7 +18,7 @@ const MAX_ENTRIES: usize = 500_000;
 type Key = (i64, HashKind, ObjectId);
 
 #[derive(Default)]
-pub struct HeldCache {
+pub(crate) struct HeldCache {
     map: Mutex<HashMap<Key, Option<u64>>>,
     /// Bumped by every recorded upload, so a lookup that raced with one does not store a stale
     /// "absent".
@@ -30,7 +30,7 @@ pub struct HeldCache {
 impl HeldCache {
     /// `Some(answer)` when known: `Some(Some(size))` held, `Some(None)` not held. `removals` is
     /// the index's removal epoch, read now; a change drops everything stored before it.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         removals: u64,
         project_id: i64,
@@ -47,14 +47,14 @@ impl HeldCache {
     }
 
     /// The current upload epoch, to pass back to `remember` after asking the index.
-    pub fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
     /// Stores what the index answered, asked at upload epoch `epoch` and removal epoch
     /// `removals`: not when a removal has been seen since, and not an "absent" when an upload
     /// was recorded since.
-    pub fn remember(
+    pub(crate) fn remember(
         &self,
         epoch: u64,
         removals: u64,
@@ -77,7 +77,7 @@ impl HeldCache {
     }
 
     /// Records a reference the index now holds.
-    pub fn held(&self, project_id: i64, kind: HashKind, oid: &ObjectId, size: u64) {
+    pub(crate) fn held(&self, project_id: i64, kind: HashKind, oid: &ObjectId, size: u64) {
         if let Ok(mut m) = self.map.lock() {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             if m.len() >= MAX_ENTRIES {

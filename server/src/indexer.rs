@@ -10,7 +10,7 @@ use crate::db::{Index, IndexError, ObjectRef};
 type Reply = oneshot::Sender<Result<bool, Arc<IndexError>>>;
 
 #[derive(Clone)]
-pub struct Indexer {
+pub(crate) struct Indexer {
     tx: mpsc::Sender<(ObjectRef, Reply)>,
 }
 
@@ -18,7 +18,7 @@ pub struct Indexer {
 const BATCH: usize = 512;
 
 impl Indexer {
-    pub fn start(db: Arc<dyn Index>) -> Indexer {
+    pub(crate) fn start(db: Arc<dyn Index>) -> Indexer {
         let (tx, mut rx) = mpsc::channel::<(ObjectRef, Reply)>(4 * BATCH);
         tokio::spawn(async move {
             let mut refs = Vec::with_capacity(BATCH);
@@ -55,7 +55,7 @@ impl Indexer {
     }
 
     /// Records the reference durably; true when the project did not hold the object before.
-    pub async fn add(&self, r: ObjectRef) -> Result<bool, IndexError> {
+    pub(crate) async fn add(&self, r: ObjectRef) -> Result<bool, IndexError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || IndexError::Stopped("index writer");
         self.tx.send((r, reply)).await.map_err(|_| stopped())?;

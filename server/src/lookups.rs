@@ -24,19 +24,19 @@ struct Lookup {
 const BATCH: usize = 1024;
 
 #[derive(Clone)]
-pub struct Lookups {
+pub(crate) struct Lookups {
     tx: mpsc::Sender<Lookup>,
 }
 
 impl Lookups {
-    pub fn start(db: Arc<dyn Index>) -> Lookups {
+    pub(crate) fn start(db: Arc<dyn Index>) -> Lookups {
         let (tx, rx) = mpsc::channel(4 * BATCH);
         tokio::spawn(answer(db, rx));
         Lookups { tx }
     }
 
     /// The object's size if the project holds it, as the index says now.
-    pub async fn size(
+    pub(crate) async fn size(
         &self,
         project_id: i64,
         kind: HashKind,

@@ -2,15 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use lode_proto::Role;
-use lode_server::admin::{Admin, TokenTarget, DEFAULT_ADMIN_USER};
-use lode_server::backends::open_backends;
+use lode_server::admin::AdminCmd;
 use lode_server::config::{
     parse_duration, parse_log_format, parse_size, FileConfig, LogFormat, ServerConfig,
 };
-use lode_server::db::{Grantee, Occupant};
 
 #[derive(Parser)]
 #[command(
@@ -89,129 +86,6 @@ struct HealthcheckArgs {
     timeout: String,
 }
 
-#[derive(Subcommand)]
-enum AdminCmd {
-    #[command(subcommand)]
-    Project(ProjectCmd),
-    #[command(subcommand)]
-    User(UserCmd),
-    #[command(subcommand)]
-    Group(GroupCmd),
-    #[command(subcommand)]
-    Grant(GrantCmd),
-    #[command(subcommand)]
-    Token(TokenCmd),
-    /// Objects and bytes a project holds.
-    Usage { project: String },
-    /// Recent audit log entries, newest first.
-    Audit {
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-    },
-}
-
-#[derive(Subcommand)]
-enum ProjectCmd {
-    Create { name: String },
-    List,
-    Delete { name: String },
-}
-
-#[derive(Subcommand)]
-enum UserCmd {
-    Create {
-        name: String,
-        #[arg(long)]
-        server_admin: bool,
-    },
-    List,
-    Delete {
-        name: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum GroupCmd {
-    Create { name: String },
-    List,
-    Delete { name: String },
-    AddMember { group: String, user: String },
-    RemoveMember { group: String, user: String },
-}
-
-#[derive(Args)]
-struct Grantee_ {
-    #[arg(long, conflicts_with = "user", required_unless_present = "user")]
-    group: Option<String>,
-    #[arg(long)]
-    user: Option<String>,
-}
-
-impl Grantee_ {
-    fn get(&self) -> Grantee<'_> {
-        match (&self.group, &self.user) {
-            (Some(g), _) => Grantee::Group(g),
-            (None, Some(u)) => Grantee::User(u),
-            (None, None) => Grantee::User(""),
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum GrantCmd {
-    /// Give a group or user a role on a project.
-    Set {
-        #[arg(long)]
-        project: String,
-        #[command(flatten)]
-        who: Grantee_,
-        #[arg(long)]
-        role: Role,
-    },
-    Remove {
-        #[arg(long)]
-        project: String,
-        #[command(flatten)]
-        who: Grantee_,
-    },
-    List {
-        #[arg(long)]
-        project: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCmd {
-    /// Create a token; the token alone is printed on the last line of stdout.
-    Create {
-        /// A project token with --role.
-        #[arg(long, conflicts_with = "server_admin", requires = "role")]
-        project: Option<String>,
-        #[arg(long)]
-        role: Option<Role>,
-        /// A user token (with --server-admin: the admin user's name, default "admin").
-        #[arg(long)]
-        user: Option<String>,
-        /// A token of a server admin user, created if missing.
-        #[arg(long)]
-        server_admin: bool,
-        /// Lifetime, e.g. 30d, 12h; no expiry when left out.
-        #[arg(long)]
-        expires_in: Option<String>,
-        #[arg(long, default_value = "")]
-        description: String,
-    },
-    List {
-        #[arg(long)]
-        project: Option<String>,
-    },
-    Revoke {
-        id: String,
-    },
-}
-
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LODE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -275,7 +149,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Serve(_) => Ok(lode_server::serve::run(cfg).await?),
-            Command::Admin(cmd) => admin(&cfg, cmd).await,
+            Command::Admin(cmd) => Ok(lode_server::admin::run(&cfg, cmd).await?),
             Command::Fsck { repair, quick } => fsck(&cfg, repair, quick).await,
             Command::Healthcheck(args) => healthcheck(cfg, args).await,
             Command::Backup { dest } => backup(&cfg, &dest).await,
@@ -314,148 +188,8 @@ async fn healthcheck(cfg: ServerConfig, args: HealthcheckArgs) -> anyhow::Result
     Ok(())
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-async fn admin(cfg: &ServerConfig, cmd: AdminCmd) -> anyhow::Result<()> {
-    let a = Admin::open(cfg).await?;
-    let result = admin_inner(&a, cmd).await;
-    a.close().await;
-    result
-}
-
-async fn admin_inner(a: &Admin, cmd: AdminCmd) -> anyhow::Result<()> {
-    let db = &a.db;
-    match cmd {
-        AdminCmd::Project(ProjectCmd::Create { name }) => {
-            Admin::check_name("project", &name)?;
-            db.create_project(&name).await?;
-            a.audit("project.create", Some(&name), None).await;
-            println!("{name}");
-        }
-        AdminCmd::Project(ProjectCmd::List) => print_json(&db.list_projects().await?)?,
-        AdminCmd::Project(ProjectCmd::Delete { name }) => {
-            db.delete_project(&name).await?;
-            a.audit("project.delete", Some(&name), None).await;
-        }
-        AdminCmd::User(UserCmd::Create { name, server_admin }) => {
-            Admin::check_name("user", &name)?;
-            db.create_user(&name, server_admin).await?;
-            a.audit("user.create", None, Some(name.clone())).await;
-            println!("{name}");
-        }
-        AdminCmd::User(UserCmd::List) => print_json(&db.list_users().await?)?,
-        AdminCmd::User(UserCmd::Delete { name }) => {
-            db.delete_user(&name).await?;
-            a.audit("user.delete", None, Some(name)).await;
-        }
-        AdminCmd::Group(GroupCmd::Create { name }) => {
-            Admin::check_name("group", &name)?;
-            db.create_group(&name).await?;
-            a.audit("group.create", None, Some(name.clone())).await;
-            println!("{name}");
-        }
-        AdminCmd::Group(GroupCmd::List) => print_json(&db.list_groups().await?)?,
-        AdminCmd::Group(GroupCmd::Delete { name }) => {
-            db.delete_group(&name).await?;
-            a.audit("group.delete", None, Some(name)).await;
-        }
-        AdminCmd::Group(GroupCmd::AddMember { group, user }) => {
-            db.add_member(&group, &user).await?;
-            a.audit("group.add_member", None, Some(format!("{group}:{user}")))
-                .await;
-        }
-        AdminCmd::Group(GroupCmd::RemoveMember { group, user }) => {
-            db.remove_member(&group, &user).await?;
-            a.audit("group.remove_member", None, Some(format!("{group}:{user}")))
-                .await;
-        }
-        AdminCmd::Grant(GrantCmd::Set { project, who, role }) => {
-            a.set_grant(&project, who.get(), role).await?;
-        }
-        AdminCmd::Grant(GrantCmd::Remove { project, who }) => {
-            let id = db.require_project(&project).await?;
-            db.remove_grant(id, who.get()).await?;
-            a.audit(
-                "grant.remove",
-                Some(&project),
-                Some(format!("{:?}", who.get())),
-            )
-            .await;
-        }
-        AdminCmd::Grant(GrantCmd::List { project }) => {
-            let id = db.require_project(&project).await?;
-            print_json(&db.list_grants(id).await?)?;
-        }
-        AdminCmd::Token(TokenCmd::Create {
-            project,
-            role,
-            user,
-            server_admin,
-            expires_in,
-            description,
-        }) => {
-            let expires = expires_in.as_deref().map(parse_duration).transpose()?;
-            let target = match (project, role, user, server_admin) {
-                (Some(name), Some(role), None, false) => TokenTarget::Project { name, role },
-                (None, None, user, true) => {
-                    TokenTarget::ServerAdmin(user.unwrap_or_else(|| DEFAULT_ADMIN_USER.into()))
-                }
-                (None, None, Some(user), false) => TokenTarget::User(user),
-                _ => bail!(
-                    "use --project NAME --role ROLE, --user NAME, or --server-admin [--user NAME]"
-                ),
-            };
-            let created = a.create_token(target, expires, &description).await?;
-            eprintln!(
-                "created token {} ({}); it is shown once, store it safely",
-                created.info.id,
-                match (&created.info.project, &created.info.user) {
-                    (Some(p), _) => format!(
-                        "project {p}, role {}",
-                        created.info.role.map(|r| r.to_string()).unwrap_or_default()
-                    ),
-                    (None, Some(u)) => format!("user {u}"),
-                    _ => String::new(),
-                }
-            );
-            println!("{}", created.token);
-        }
-        AdminCmd::Token(TokenCmd::List { project }) => {
-            let pid = match project {
-                Some(p) => Some(db.require_project(&p).await?),
-                None => None,
-            };
-            let rows = db.list_tokens(pid, None).await?;
-            print_json(&rows.iter().map(|r| r.info()).collect::<Vec<_>>())?;
-        }
-        AdminCmd::Token(TokenCmd::Revoke { id }) => {
-            let row = db.token(&id).await?;
-            db.revoke_token(&id).await?;
-            a.audit(
-                "token.revoke",
-                row.as_ref().and_then(|r| r.project.as_deref()),
-                Some(id),
-            )
-            .await;
-        }
-        AdminCmd::Usage { project } => {
-            let id = db.require_project(&project).await?;
-            print_json(&db.usage(id, &project).await?)?;
-        }
-        AdminCmd::Audit { project, limit } => {
-            print_json(&db.list_audit(project.as_deref(), None, limit).await?)?;
-        }
-    }
-    Ok(())
-}
-
 async fn fsck(cfg: &ServerConfig, repair: bool, quick: bool) -> anyhow::Result<()> {
-    let backends = open_backends(cfg, Occupant::Fsck).await?;
-    let report = lode_server::fsck::run(&*backends.index, &backends.store, repair, quick).await?;
-    backends.close().await;
+    let report = lode_server::fsck::check(cfg, repair, quick).await?;
     println!(
         "checked {} blob(s) against {} indexed object(s)",
         report.blobs, report.indexed

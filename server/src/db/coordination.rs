@@ -33,26 +33,26 @@
 //!    replica re-reads before trusting what it cached.
 
 /// Something held until dropped: a lock, a lease or a claim.
-pub struct Hold {
+pub(crate) struct Hold {
     _held: Box<dyn Send + Sync>,
 }
 
 impl Hold {
-    pub fn new(inner: impl Send + Sync + 'static) -> Hold {
+    pub(crate) fn new(inner: impl Send + Sync + 'static) -> Hold {
         Hold {
             _held: Box::new(inner),
         }
     }
 
     /// A hold on nothing, for an engine that needs none.
-    pub fn nothing() -> Hold {
+    pub(crate) fn nothing() -> Hold {
         Hold::new(())
     }
 }
 
 /// Who claims the deployment through [`Index::occupy`](super::Index::occupy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Occupant {
+pub(crate) enum Occupant {
     /// A serving process.
     Server,
     /// `lode-server fsck`, which needs the deployment to itself.

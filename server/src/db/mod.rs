@@ -10,16 +10,16 @@
 //! the trait too, so that an engine shared by several servers can enforce them across all of
 //! them: see [`coordination`].
 
-pub mod coordination;
+pub(crate) mod coordination;
 mod rows;
-pub mod sqlite;
+pub(crate) mod sqlite;
 mod sqlx_error;
 
 #[cfg(test)]
 pub(crate) mod conformance;
 
-pub use coordination::{Hold, Occupant};
-pub use rows::{AuditEvent, Grantee, HeldObject, NewToken, ObjectRef, TokenRow};
+pub(crate) use coordination::{Hold, Occupant};
+pub(crate) use rows::{AuditEvent, Grantee, HeldObject, NewToken, ObjectRef, TokenRow};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -62,13 +62,13 @@ pub enum IndexError {
     Stopped(&'static str),
 }
 
-pub type IndexResult<T> = Result<T, IndexError>;
+pub(crate) type IndexResult<T> = Result<T, IndexError>;
 
 /// The future every index method returns.
-pub type IndexFuture<'a, T> = BoxFuture<'a, IndexResult<T>>;
+pub(crate) type IndexFuture<'a, T> = BoxFuture<'a, IndexResult<T>>;
 
 /// Now, as the index stores times: Unix seconds.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -79,7 +79,7 @@ pub fn now() -> i64 {
 /// Methods that write many rows (`add_objects_each`, `append_audit`, `touch_tokens`) are called
 /// by batching tasks with whole batches; an engine should write each batch in as few round trips
 /// as it can (one statement or one transaction), since uploads wait on them.
-pub trait Index: Send + Sync + 'static {
+pub(crate) trait Index: Send + Sync + 'static {
     // --- Life cycle ---
 
     /// Brings the schema up to date; safe to call when it already is.

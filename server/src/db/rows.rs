@@ -5,7 +5,7 @@ use lode_proto::{HashKind, ObjectId, Role};
 
 /// One object a project holds.
 #[derive(Debug, Clone)]
-pub struct ObjectRef {
+pub(crate) struct ObjectRef {
     pub project_id: i64,
     pub kind: HashKind,
     pub oid: ObjectId,
@@ -15,7 +15,7 @@ pub struct ObjectRef {
 
 /// One reference of a project, as garbage collection sees it.
 #[derive(Debug, Clone)]
-pub struct HeldObject {
+pub(crate) struct HeldObject {
     pub kind: HashKind,
     pub oid: ObjectId,
     pub size: u64,
@@ -31,7 +31,7 @@ pub enum Grantee<'a> {
 
 /// A token's row joined with the names it refers to.
 #[derive(Debug, Clone)]
-pub struct TokenRow {
+pub(crate) struct TokenRow {
     pub id: String,
     pub token_sha256: String,
     pub project_id: Option<i64>,
@@ -49,7 +49,7 @@ pub struct TokenRow {
 }
 
 impl TokenRow {
-    pub fn info(&self) -> TokenInfo {
+    pub(crate) fn info(&self) -> TokenInfo {
         TokenInfo {
             id: self.id.clone(),
             project: self.project.clone(),
@@ -66,7 +66,7 @@ impl TokenRow {
 }
 
 /// What to insert for a new token; the token string itself is never stored.
-pub struct NewToken<'a> {
+pub(crate) struct NewToken<'a> {
     pub id: &'a str,
     pub token_sha256: &'a str,
     pub project_id: Option<i64>,
@@ -80,7 +80,7 @@ pub struct NewToken<'a> {
 
 /// One line of the audit log.
 #[derive(Debug, Clone)]
-pub struct AuditEvent {
+pub(crate) struct AuditEvent {
     pub at: i64,
     pub actor: String,
     pub action: String,

@@ -1,3 +1,6 @@
+//! Liveness (`/healthz`), readiness (`/readyz`: the index answers and the blob store takes a
+//! write) and Prometheus metrics (`/metrics`).
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

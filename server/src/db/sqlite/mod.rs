@@ -34,7 +34,7 @@ use crate::db::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
-pub struct SqliteIndex {
+pub(crate) struct SqliteIndex {
     pool: SqlitePool,
     writer: SqlitePool,
     data: DataDir,
@@ -45,7 +45,7 @@ pub struct SqliteIndex {
 impl SqliteIndex {
     /// Opens (creating if needed) `lode.db` in the data folder; [`Index::migrate`] brings its
     /// schema up to date.
-    pub async fn connect(data: &DataDir, max_connections: u32) -> IndexResult<SqliteIndex> {
+    pub(crate) async fn connect(data: &DataDir, max_connections: u32) -> IndexResult<SqliteIndex> {
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(data.db_path())
             .create_if_missing(true)
