@@ -104,6 +104,19 @@ impl Scratch {
         out.into()
     }
 
+    /// A new scratch folder holding a `git clone` of this repository in `w/`.
+    pub fn clone_to_w(&self) -> Scratch {
+        let c = Scratch::new();
+        let out = Command::new("git")
+            .args(["clone", "-q"])
+            .arg(self.path())
+            .arg(c.path().join("w"))
+            .output()
+            .expect("git clone");
+        assert!(out.status.success(), "git clone failed");
+        c
+    }
+
     /// Runs the real `lode` binary here.
     pub fn lode(&self, args: &[&str]) -> Run {
         self.run(crate::bins::lode(), args)

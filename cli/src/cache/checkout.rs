@@ -459,6 +459,7 @@ mod tests {
             nfiles: None,
             isexec: false,
             cache: true,
+            push: true,
         }
     }
 

@@ -12,8 +12,9 @@ use crate::hash::state::{DirFiles, DirSummary, HashState};
 use crate::hash::walk::{self, FileEntry, Stat, Tree};
 use crate::hash::{hash_file, HashError};
 use crate::printer::Printer;
-use crate::repo::dvcfile::{self, DvcFile, OutRecord};
+use crate::repo::dvcfile::OutRecord;
 use crate::repo::dvcignore::DvcIgnore;
+use crate::repo::pipeline::{owner, targets};
 use crate::repo::Repo;
 
 /// What a workspace path holds now.
@@ -423,99 +424,28 @@ pub fn by_rel(files: &[FileEntry]) -> std::collections::HashMap<&str, &FileEntry
     files.iter().map(|f| (f.rel.as_str(), f)).collect()
 }
 
-/// A `.dvc` file and which of its outputs a command was asked about.
-#[derive(Debug)]
-pub struct Tracked {
-    pub file: DvcFile,
-    pub outs: Vec<usize>,
-}
+/// A declaration (`.dvc` file or pipeline stage) and which of its outputs a command was asked
+/// about.
+pub type Tracked = crate::repo::pipeline::targets::Selected;
 
 impl Outputs {
-    /// The `.dvc` files and outputs that `targets` name (all of them when empty). A target can be
-    /// a `.dvc` file, an output, or a path inside a tracked directory. `code` is the exit code
-    /// for an invalid `.dvc` file or unknown target.
+    /// The declarations and outputs that `targets` name (all of them when empty): see
+    /// [`targets::select`](crate::repo::pipeline::targets::select). `code` is the exit code for
+    /// an invalid declaration or unknown target, which are named relative to `cwd`.
     pub fn tracked(
         &self,
         targets: &[PathBuf],
         cwd: &Path,
         code: crate::ExitCode,
     ) -> Result<Vec<Tracked>, crate::LodeError> {
-        let load = |p: &Path| DvcFile::load(p).map_err(|e| e.into_lode(code, cwd));
-        if targets.is_empty() {
-            let files = dvcfile::collect(&self.root, &|p: &Path, d: bool| self.ignored(p, d));
-            let loaded: Vec<Result<DvcFile, crate::LodeError>> =
-                files.par_iter().map(|p| load(p)).collect();
-            return loaded
-                .into_iter()
-                .map(|r| {
-                    r.map(|file| Tracked {
-                        outs: (0..file.outs.len()).collect(),
-                        file,
-                    })
-                })
-                .collect();
-        }
-        let mut all: Option<Vec<DvcFile>> = None;
-        let mut out: Vec<Tracked> = Vec::new();
-        for t in targets {
-            let abs = walk::normalize(&cwd.join(t));
-            let as_dvc = if abs.extension().is_some_and(|e| e == "dvc") && abs.is_file() {
-                Some(abs.clone())
-            } else {
-                let p = PathBuf::from(format!("{}.dvc", abs.display()));
-                p.is_file().then_some(p)
-            };
-            if let Some(p) = as_dvc {
-                let file = load(&p)?;
-                let outs = (0..file.outs.len()).collect();
-                push_tracked(&mut out, file, outs);
-                continue;
-            }
-            let files = match &all {
-                Some(f) => f,
-                None => {
-                    let paths =
-                        dvcfile::collect(&self.root, &|p: &Path, d: bool| self.ignored(p, d));
-                    let mut v = Vec::new();
-                    for p in paths {
-                        v.push(load(&p)?);
-                    }
-                    all.insert(v)
-                }
-            };
-            let mut hit = false;
-            for f in files {
-                for i in 0..f.outs.len() {
-                    let o = f.out_path(i);
-                    if abs.starts_with(&o) || o.starts_with(&abs) {
-                        push_tracked(&mut out, f.clone(), vec![i]);
-                        hit = true;
-                    }
-                }
-            }
-            if !hit {
-                return Err(crate::LodeError::Bare {
-                    msg: format!(
-                        "ERROR: '{}' does not exist as an output or a .dvc file",
-                        t.display()
-                    ),
-                    code,
-                });
-            }
-        }
-        Ok(out)
+        let all = || owner::collect(&self.root, &|p: &Path, d: bool| self.ignored(p, d), cwd);
+        targets::select(targets, cwd, code, &all)
     }
-}
 
-fn push_tracked(list: &mut Vec<Tracked>, file: DvcFile, outs: Vec<usize>) {
-    if let Some(t) = list.iter_mut().find(|t| t.file.path == file.path) {
-        for i in outs {
-            if !t.outs.contains(&i) {
-                t.outs.push(i);
-            }
-        }
-    } else {
-        list.push(Tracked { file, outs });
+    /// Whether checkout and pull handle an output: it is cached and inside the repository (a
+    /// pipeline may name paths outside it, which are never written).
+    pub fn checks_out(&self, out: &crate::repo::dvcfile::Out, path: &Path) -> bool {
+        out.cache && path.starts_with(&self.root)
     }
 }
 

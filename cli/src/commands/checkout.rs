@@ -22,13 +22,19 @@ pub fn run(args: CheckoutArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let mut failed: Vec<String> = Vec::new();
     for t in &tracked {
         for &i in &t.outs {
-            let out = &t.file.outs[i];
-            if !out.cache {
+            let out = &t.owner.outs()[i];
+            let path = t.owner.out_path(i);
+            if !outputs.checks_out(out, &path) {
                 continue;
             }
-            let path = t.file.out_path(i);
             let planned = outputs.plan_checkout(&path, out, args.relink)?;
             if matches!(planned.plan, Plan::Missing) {
+                if out.oid.is_none() {
+                    ui.out.warn(format_args!(
+                        "No file hash info found for '{}'. It won't be created.",
+                        path.display()
+                    ));
+                }
                 failed.push(rel(&path, cwd));
                 continue;
             }

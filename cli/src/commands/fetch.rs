@@ -9,7 +9,7 @@ use crate::{ExitCode, LodeError};
 const ACTION: &str = "failed to fetch data from the cloud";
 
 pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
-    let session = super::transfer_session(&args, ui, ACTION)?;
+    let session = super::transfer_session(&args, ui, ACTION, false)?;
     let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
     let progress = Progress::new("fetched", ui.out);
     let report =

@@ -55,6 +55,7 @@ pub(crate) fn transfer_session(
     args: &crate::cli::TransferArgs,
     ui: &Ui,
     action: &str,
+    pushing: bool,
 ) -> Result<crate::remote::session::Session, LodeError> {
     let repo = crate::repo::Repo::discover(&ui.cwd)?;
     let request = crate::remote::session::Request {
@@ -67,6 +68,7 @@ pub(crate) fn transfer_session(
         },
         remote: args.remote.as_deref(),
         jobs: args.jobs,
+        pushing,
     };
     crate::remote::session::Session::open(repo, &ui.cwd, &request, ui.out, action)
 }

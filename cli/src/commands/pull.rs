@@ -28,7 +28,7 @@ fn summary(parts: &[(usize, &str)]) -> String {
 
 pub fn run(args: PullArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let t = args.transfer;
-    let session = super::transfer_session(&t, ui, ACTION)?;
+    let session = super::transfer_session(&t, ui, ACTION, false)?;
     let (remote, cache, outputs, cwd) = (
         &session.transfer.remote,
         &session.transfer.cache,
@@ -50,13 +50,19 @@ pub fn run(args: PullArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let mut failed: Vec<String> = Vec::new();
     for tr in &tracked {
         for &i in &tr.outs {
-            let out = &tr.file.outs[i];
-            if !out.cache {
+            let out = &tr.owner.outs()[i];
+            let path = tr.owner.out_path(i);
+            if !outputs.checks_out(out, &path) {
                 continue;
             }
-            let path = tr.file.out_path(i);
             let planned = outputs.plan_checkout(&path, out, false)?;
             if matches!(planned.plan, Plan::Missing) {
+                if out.oid.is_none() {
+                    ui.out.warn(format_args!(
+                        "No file hash info found for '{}'. It won't be created.",
+                        path.display()
+                    ));
+                }
                 failed.push(rel(&path, cwd));
                 continue;
             }

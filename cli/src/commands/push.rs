@@ -9,7 +9,7 @@ use crate::{ExitCode, LodeError};
 const ACTION: &str = "failed to push data to the cloud";
 
 pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
-    let session = super::transfer_session(&args, ui, ACTION)?;
+    let session = super::transfer_session(&args, ui, ACTION, true)?;
     let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
     let progress = Progress::new("pushed", ui.out);
     let report =

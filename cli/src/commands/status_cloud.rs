@@ -19,13 +19,12 @@ pub fn run(args: &StatusArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let cwd = &ui.cwd;
     let repo = Repo::discover(cwd)?;
     let outputs = Outputs::open(&repo, ui.out)?;
-    let used = used::collect(
-        &outputs,
-        &args.targets,
-        cwd,
-        &Default::default(),
-        ExitCode::Failed,
-    )?;
+    let purpose = used::Purpose {
+        code: ExitCode::Failed,
+        pushing: true,
+        out: ui.out,
+    };
+    let used = used::collect(&outputs, &args.targets, cwd, &Default::default(), purpose)?;
     let conf =
         remote_mod::resolve(&repo, args.remote.as_deref()).map_err(|e| e.into_lode(ACTION))?;
     let transfer = Transfer::open(Cache::for_repo(&repo)?, &conf, args.jobs)

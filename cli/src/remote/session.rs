@@ -46,6 +46,8 @@ pub(crate) struct Request<'a> {
     /// The remote's name; `core.remote` when `None`.
     pub remote: Option<&'a str>,
     pub jobs: Option<usize>,
+    /// A push: outputs marked `push: false` are left out.
+    pub pushing: bool,
 }
 
 pub(crate) struct Session {
@@ -70,13 +72,12 @@ impl Session {
     ) -> Result<Session, LodeError> {
         let lock = repo.lock()?;
         let outputs = Outputs::open(&repo, out)?;
-        let used = used::collect(
-            &outputs,
-            request.targets,
-            cwd,
-            &request.scope,
-            ExitCode::Failed,
-        )?;
+        let purpose = used::Purpose {
+            code: ExitCode::Failed,
+            pushing: request.pushing,
+            out,
+        };
+        let used = used::collect(&outputs, request.targets, cwd, &request.scope, purpose)?;
         let conf = remote_mod::resolve(&repo, request.remote).map_err(|e| e.into_lode(action))?;
         let transfer = Transfer::open(Cache::for_repo(&repo)?, &conf, request.jobs)
             .map_err(|e| e.into_lode(action))?;

@@ -8,7 +8,9 @@ use lode_proto::{HashKind, ObjectId};
 
 use crate::cache::outputs::Outputs;
 use crate::hash::walk::relative_to;
-use crate::repo::revisions::{DeclaredOut, Revision, Scope, Walker};
+use crate::printer::Printer;
+use crate::repo::pipeline::owner::Owner;
+use crate::repo::revisions::{DeclaredOut, Scope, Walker};
 use crate::{ExitCode, LodeError};
 
 /// One cached output in scope.
@@ -22,16 +24,18 @@ pub struct UsedOut {
     pub size: Option<u64>,
 }
 
-/// Adds the cached outputs among `outs` whose object is not in `seen` yet.
+/// Adds the cached outputs among `outs` whose object is not in `seen` yet; for a push
+/// (`pushing`) not those marked `push: false`.
 fn add_outs(
     used: &mut Vec<UsedOut>,
     seen: &mut HashSet<(HashKind, ObjectId)>,
     outs: impl IntoIterator<Item = DeclaredOut>,
     cwd: &Path,
+    pushing: bool,
 ) {
     for d in outs {
         let Some(oid) = d.out.oid else { continue };
-        if !d.out.cache || !seen.insert((d.out.kind, oid)) {
+        if !d.out.cache || (pushing && !d.out.push) || !seen.insert((d.out.kind, oid)) {
             continue;
         }
         used.push(UsedOut {
@@ -43,35 +47,70 @@ fn add_outs(
     }
 }
 
-/// Outputs in scope, each object once. `code` is the exit code for a bad `.dvc` file or target.
+/// DVC's warning for a cached output without a recorded hash (a stage not yet reproduced or
+/// committed): it cannot be transferred.
+fn warn_unversioned(out: Printer, owner: &Owner, path: &Path, cwd: &Path) {
+    let name = relative_to(path, cwd).to_string_lossy().into_owned();
+    let addr = owner.addressing(cwd);
+    let mut msg = format!(
+        "Output '{name}'(stage: '{addr}') is missing version info. Cache for it will not be collected. Use `dvc repro` to get your pipeline up to date."
+    );
+    if path.exists() {
+        msg.push_str(&format!(
+            "\nYou can also use `dvc commit {addr}` to associate existing '{name}' with stage: '{addr}'."
+        ));
+    }
+    out.warn(msg);
+}
+
+/// How [`collect`] reports and what it leaves out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Purpose {
+    /// The exit code for a bad declaration or target.
+    pub code: ExitCode,
+    /// A push: outputs marked `push: false` are left out.
+    pub pushing: bool,
+    /// Hears DVC's warnings about outputs that cannot be transferred.
+    pub out: Printer,
+}
+
+/// Outputs in scope, each object once: the workspace's declarations (or those `targets` name)
+/// and those of the commits `scope` selects.
 pub(crate) fn collect(
     outputs: &Outputs,
     targets: &[PathBuf],
     cwd: &Path,
     scope: &Scope,
-    code: ExitCode,
+    purpose: Purpose,
 ) -> Result<Vec<UsedOut>, LodeError> {
+    let Purpose { code, pushing, out } = purpose;
     let walker = Walker::new(&outputs.root, &outputs.ignore);
     let mut used = Vec::new();
     let mut seen = HashSet::new();
-    if targets.is_empty() {
-        let here = walker
-            .outputs_at(&Revision::Workspace)
-            .map_err(|e| e.into_lode(code, cwd))?;
-        add_outs(&mut used, &mut seen, here.outs, cwd);
-    } else {
-        for t in outputs.tracked(targets, cwd, code)? {
-            let named = t.outs.iter().map(|&i| DeclaredOut {
-                path: t.file.out_path(i),
-                out: t.file.outs[i].clone(),
+    for t in outputs.tracked(targets, cwd, code)? {
+        let mut named = Vec::new();
+        for &i in &t.outs {
+            let o = &t.owner.outs()[i];
+            let path = t.owner.out_path(i);
+            // Outputs outside the repository are never stored in its cache.
+            if !o.cache || (pushing && !o.push) || !path.starts_with(&outputs.root) {
+                continue;
+            }
+            if o.oid.is_none() {
+                warn_unversioned(out, &t.owner, &path, cwd);
+                continue;
+            }
+            named.push(DeclaredOut {
+                path,
+                out: o.clone(),
             });
-            add_outs(&mut used, &mut seen, named, cwd);
         }
+        add_outs(&mut used, &mut seen, named, cwd, pushing);
     }
     let failed = |e: crate::repo::revisions::RevisionError| e.into_lode(code, cwd);
     for rev in walker.commits(scope).map_err(failed)? {
         let found = walker.outputs_at(&rev).map_err(failed)?;
-        add_outs(&mut used, &mut seen, found.outs, cwd);
+        add_outs(&mut used, &mut seen, found.outs, cwd, pushing);
     }
     Ok(used)
 }

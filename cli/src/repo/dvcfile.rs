@@ -243,6 +243,8 @@ pub struct Out {
     pub isexec: bool,
     /// `cache: false` outputs are tracked but never stored in the cache.
     pub cache: bool,
+    /// `push: false` outputs are cached and fetched but never pushed.
+    pub push: bool,
 }
 
 /// The values `add` and `commit` record for an output. Writing them to an entry that already has a
@@ -765,6 +767,7 @@ fn read_out(node: &Node, at: &str, errors: &mut Vec<String>) -> Option<(Out, Opt
         nfiles: None,
         isexec: false,
         cache: true,
+        push: true,
     };
     let mut has_path = false;
     let mut keys = Vec::new();
@@ -805,6 +808,7 @@ fn read_out(node: &Node, at: &str, errors: &mut Vec<String>) -> Option<(Out, Opt
             "nfiles" => out.nfiles = text.and_then(parse_int),
             "isexec" => out.isexec = text.and_then(parse_bool).unwrap_or(false),
             "cache" => out.cache = text.and_then(parse_bool).unwrap_or(true),
+            "push" => out.push = text.and_then(parse_bool).unwrap_or(true),
             _ => {}
         }
         if let Some(ks) = k.start() {

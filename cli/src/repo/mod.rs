@@ -5,6 +5,7 @@ pub mod dvcfile;
 pub mod dvcignore;
 pub mod gitignore;
 pub mod lock;
+pub mod pipeline;
 pub mod revisions;
 
 use std::path::{Path, PathBuf};

@@ -505,6 +505,7 @@ mod tests {
             nfiles: None,
             isexec: false,
             cache: true,
+            push: true,
         };
         let text = render_import(std::slice::from_ref(&dep), std::slice::from_ref(&out));
         let body = "frozen: true\ndeps:\n- path: data/x y.csv\n  repo:\n    url: https://example.com/r.git\n    rev: '123'\n    rev_lock: '0123456789'\n    config:\n      core:\n        remote: s\nouts:\n- hash: md5\n  path: x.csv\n";
