@@ -16,6 +16,10 @@ export LODE_REQUIRE_DVC=1
 export LODE_DVC="$PWD/.venv/bin/dvc"
 export DVC_NO_ANALYTICS=1
 export DVC_NO_UPDATER=1
+# The image tests (tests/tests/docker_*.rs) fail, rather than skip, without a Docker engine.
+export LODE_REQUIRE_DOCKER=1
 
 cargo build --workspace --bins
+# The statically linked lode-server and the image the Docker tests run.
+docker/build.sh --tag lode-server:e2e
 cargo test --workspace "$@"

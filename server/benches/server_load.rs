@@ -4,6 +4,12 @@
 //!
 //!     cargo bench --workspace --bench server_load -- [--clients 64] [--small 40000]
 //!         [--checks 100000] [--large-mib 1024] [--data-dir PARENT]
+//!
+//! Against a server that is already running (bench/docker.sh: the same binary natively and in
+//! a container), with a write token on its project `bench`; `--pid` adds the server's CPU and
+//! memory, `--seed` makes each run's objects new:
+//!
+//!     ... -- --url http://127.0.0.1:8080 --token TOKEN [--pid PID] [--seed N]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -22,6 +28,10 @@ struct Opts {
     checks: usize,
     large_mib: usize,
     data_dir: Option<String>,
+    url: Option<String>,
+    token: Option<String>,
+    pid: Option<u32>,
+    seed: u64,
 }
 
 fn opts() -> Opts {
@@ -32,13 +42,40 @@ fn opts() -> Opts {
         checks: 100_000,
         large_mib: 1024,
         data_dir: None,
+        url: None,
+        token: None,
+        pid: None,
+        seed: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
         let val = args.get(i + 1).and_then(|v| v.parse::<usize>().ok());
-        if args[i] == "--data-dir" {
-            o.data_dir = args.get(i + 1).cloned();
+        let text = args.get(i + 1).cloned();
+        let took_text = match args[i].as_str() {
+            "--data-dir" => {
+                o.data_dir = text;
+                true
+            }
+            "--url" => {
+                o.url = text;
+                true
+            }
+            "--token" => {
+                o.token = text;
+                true
+            }
+            "--pid" => {
+                o.pid = text.and_then(|v| v.parse().ok());
+                true
+            }
+            "--seed" => {
+                o.seed = text.and_then(|v| v.parse().ok()).unwrap_or(0);
+                true
+            }
+            _ => false,
+        };
+        if took_text {
             i += 2;
             continue;
         }
@@ -103,9 +140,17 @@ fn fill(buf: &mut [u8], seed: u64) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let o = opts();
+/// The server under test, and what must live as long as it.
+struct Target {
+    base: String,
+    token: String,
+    pid: Option<u32>,
+    child: Option<std::process::Child>,
+    data: Option<tempfile::TempDir>,
+}
+
+/// Starts the release server on a temporary data folder with a project `bench`.
+fn start_server(o: &Opts) -> Target {
     let server_bin = env!("CARGO_BIN_EXE_lode-server");
     let mut builder = tempfile::Builder::new();
     builder.prefix("lode-bench-");
@@ -151,22 +196,45 @@ async fn main() {
         .strip_prefix("lode-server listening on ")
         .expect("address")
         .to_string();
+    Target {
+        base,
+        token,
+        pid: Some(pid),
+        child: Some(child),
+        data: Some(data),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let o = opts();
+    let target = match (&o.url, &o.token) {
+        (Some(base), Some(token)) => Target {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.clone(),
+            pid: o.pid,
+            child: None,
+            data: None,
+        },
+        _ => start_server(&o),
+    };
+    let (base, token) = (target.base.clone(), target.token.clone());
+    let pid = target.pid.unwrap_or(0);
     let url = format!("{base}/bench");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(o.clients * 2)
         .build()
         .expect("client");
     println!(
-        "lode-server load test: {} clients, loopback, data in {}",
-        o.clients,
-        data.path().display()
+        "lode-server load test: {} clients, loopback, server at {base}",
+        o.clients
     );
 
     // Small uploads.
     let objects: Vec<(String, Bytes)> = (0..o.small)
         .map(|i| {
             let mut b = vec![0u8; o.small_size];
-            fill(&mut b, i as u64 + 1);
+            fill(&mut b, (o.seed << 32) + i as u64 + 1);
             (md5_hex(&b), Bytes::from(b))
         })
         .collect();
@@ -288,7 +356,7 @@ async fn main() {
     if o.large_mib > 0 {
         let size = o.large_mib << 20;
         let mut big = vec![0u8; size];
-        fill(&mut big, 0xB16);
+        fill(&mut big, 0xB16 + o.seed);
         let oid = md5_hex(&big);
         let big = Bytes::from(big);
         let cpu0 = cpu_secs(pid);
@@ -342,9 +410,12 @@ async fn main() {
         peak / 1024,
         rss / 1024
     );
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        let _ = child.wait();
-    })
-    .await;
+    if let Some(mut child) = target.child {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            let _ = child.wait();
+        })
+        .await;
+    }
+    drop(target.data);
 }

@@ -32,8 +32,8 @@ impl DataDir {
             io::Error::new(
                 e.kind(),
                 format!(
-                    "{e}: this user (uid {}) cannot write it; make it theirs (chown -R) or run as its owner",
-                    current_uid()
+                    "{e}: this user (uid {uid}) cannot write it; give it to that user (chown -R {uid}:{uid} on the folder) or run as the folder's owner",
+                    uid = current_uid()
                 ),
             )
         })?;
