@@ -208,6 +208,14 @@ impl Git {
         Ok(lines(&run_ok(&self.root, &args)?))
     }
 
+    /// The content of the file at `path` (relative to the work tree's top, `/`-separated) in
+    /// commit `rev`, `None` when the commit has no such file.
+    pub fn blob_at(&self, rev: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let spec = format!("{rev}:{path}");
+        let out = run(&self.root, &["cat-file", "blob", &spec])?;
+        Ok(out.status.success().then_some(out.stdout))
+    }
+
     /// Blobs of a commit's tree under `subdir` (relative to the work tree's top, empty for
     /// all) whose file name `want` accepts, with their contents. One `ls-tree` plus one
     /// `cat-file --batch` process.

@@ -1,15 +1,12 @@
-//! `lode gc`: removes cache objects that no `.dvc` file in scope uses, as `dvc gc` does.
+//! `lode gc`: removes cache objects that no output in scope uses, as `dvc gc` does.
 //!
-//! The scope is always the workspace, plus the `.dvc` files of every branch tip (`-a`), tag
-//! (`-T`) or commit (`-A`). An object is kept when an output in scope names it, or when it is an
-//! entry of a kept `.dir` manifest (read from the cache). The DVC 3 cache (`files/md5/`, "repo")
-//! and the legacy DVC 2 cache ("legacy") are collected separately, each by its own hash kind.
-//! Anything that cannot be read (a malformed `.dvc` file, in the workspace or in history) stops
-//! gc before anything is removed.
-//!
-//! Pipelines are DVC's, not Lode's, but their outputs live in the same cache: every hash written
-//! in a `dvc.lock` is kept too (in both layouts, as over-keeping is harmless), so running Lode's
-//! gc in a DVC pipeline repository never deletes what `dvc repro` cached.
+//! The scope is always the workspace, plus the declarations (`.dvc` files and pipeline stages
+//! with their `dvc.lock` hashes) of every branch tip (`-a`), tag (`-T`) or commit (`-A`). An
+//! object is kept when a cached output in scope names it, or when it is an entry of a kept `.dir`
+//! manifest (read from the cache). The DVC 3 cache (`files/md5/`, "repo") and the legacy DVC 2
+//! cache ("legacy") are collected separately, each by its own hash kind. Anything that cannot be
+//! read (a malformed `.dvc` file or pipeline, in the workspace or in history) stops gc before
+//! anything is removed.
 
 use std::collections::HashSet;
 use std::io::BufRead;
@@ -96,8 +93,7 @@ impl Used {
         }
     }
 
-    /// Keeps what one revision tracks; the md5s of its `dvc.lock` files in both layouts,
-    /// since a lock does not say which one they belong to.
+    /// Keeps what one revision's cached outputs (of `.dvc` files and pipeline stages) use.
     fn add(&mut self, found: RevOutputs) {
         for d in found.outs {
             if !d.out.cache {
@@ -106,10 +102,6 @@ impl Used {
             if let Some(oid) = d.out.oid {
                 self.set(d.out.kind).insert(oid);
             }
-        }
-        for oid in found.lock_hashes {
-            self.md5.insert(oid);
-            self.legacy.insert(oid);
         }
     }
 

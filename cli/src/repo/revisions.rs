@@ -1,22 +1,22 @@
 //! The revisions a command looks at (the workspace, and the Git commits that `--all-branches`,
 //! `--all-tags`, `--all-commits` and `--rev` select) and the outputs tracked at each.
 //!
-//! [`outputs_of`] is the one place that turns the files of a revision into the outputs they
-//! declare; [`is_declaration`] is the one place that says which files those are. `push`,
+//! [`Walker::outputs_at`] is the one place that turns the files of a revision into the outputs
+//! they declare (`.dvc` files and pipeline stages); [`is_declaration`] is the one place that
+//! says which files those are in a commit. `push`,
 //! `pull`, `fetch`, `status -c` and `gc` all read revisions through here, so a new kind of
 //! declaration (a pipeline file) is added once for all of them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
-use lode_proto::ObjectId;
 use rayon::prelude::*;
-use regex::Regex;
 
 use crate::git::{Git, GitError};
-use crate::repo::dvcfile::{self, DvcFile, DvcFileError, Out};
+use crate::repo::dvcfile::{DvcFile, DvcFileError, Out};
 use crate::repo::dvcignore::DvcIgnore;
+use crate::repo::pipeline::owner::{self, Owner};
+use crate::repo::pipeline::{self, Files, PipelineError, LOCK_FILE, PROJECT_FILE};
 use crate::{ExitCode, LodeError};
 
 /// Which Git revisions a command reads besides the workspace.
@@ -76,11 +76,9 @@ pub(crate) struct DeclaredOut {
 /// What the files of one revision track.
 #[derive(Debug, Default)]
 pub(crate) struct RevOutputs {
-    /// Outputs of `.dvc` files, in file order.
+    /// Outputs of `.dvc` files and of pipeline stages (with the hashes their `dvc.lock`
+    /// records), in file order.
     pub outs: Vec<DeclaredOut>,
-    /// Every md5 a pipeline's `dvc.lock` names (outputs and dependencies alike; the lock does
-    /// not say which layout). Only `gc` uses them: keeping too much is harmless there.
-    pub lock_hashes: Vec<ObjectId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,9 +87,17 @@ pub(crate) enum RevisionError {
     Git(#[from] GitError),
     #[error("`--all-branches`, `--all-tags` and `--all-commits` need a Git repository")]
     NoGit,
-    /// A `.dvc` file of the workspace that cannot be read or is invalid.
+    /// A pipeline (or `.dvc` file) of the workspace that cannot be read, is invalid or cannot
+    /// be resolved.
     #[error(transparent)]
-    Workspace(DvcFileError),
+    Pipeline(PipelineError),
+    /// A pipeline of a commit that is invalid or cannot be resolved.
+    #[error("{source} (at revision {rev})")]
+    PipelineAtCommit {
+        rev: String,
+        #[source]
+        source: PipelineError,
+    },
     /// A `.dvc` file of a commit that is invalid.
     #[error("{source} (at revision {rev})")]
     AtCommit {
@@ -108,7 +114,17 @@ impl RevisionError {
     /// is named relative to `cwd`.
     pub fn into_lode(self, code: ExitCode, cwd: &Path) -> LodeError {
         match self {
-            RevisionError::Workspace(e) => e.into_lode(code, cwd),
+            RevisionError::Pipeline(e) => e.into_lode(code, cwd),
+            RevisionError::PipelineAtCommit { rev, source } => {
+                let msg = match source.into_lode(ExitCode::Error, cwd) {
+                    LodeError::Bare { msg, .. } => msg,
+                    other => other.to_string(),
+                };
+                LodeError::Other(format!(
+                    "{} (at revision {rev})",
+                    msg.strip_prefix("ERROR: ").unwrap_or(&msg)
+                ))
+            }
             RevisionError::AtCommit { rev, source } => {
                 let msg = match source.into_lode(ExitCode::Error, cwd) {
                     LodeError::Bare { msg, .. } => msg,
@@ -121,83 +137,101 @@ impl RevisionError {
     }
 }
 
-/// Whether a file of this name declares outputs: a `.dvc` file, or a pipeline's `dvc.lock`.
+/// Whether a file of this name declares outputs: a `.dvc` file, a pipeline's `dvc.yaml`, or the
+/// `dvc.lock` that records its stages.
 pub(crate) fn is_declaration(name: &str) -> bool {
-    is_dvc_file(name) || is_lock_file(name)
+    is_dvc_file(name) || name == PROJECT_FILE || name == LOCK_FILE
 }
 
 fn is_dvc_file(name: &str) -> bool {
     name.ends_with(".dvc") && name != ".dvc"
 }
 
-fn is_lock_file(name: &str) -> bool {
-    name == "dvc.lock"
+/// The files of a commit: the declarations read up front, anything else (parameters files a
+/// pipeline interpolates) read from Git when asked for.
+struct CommitFiles<'a> {
+    git: &'a Git,
+    rev: &'a str,
+    /// The repository's folder in the Git work tree (`/`-joined, empty at the top).
+    sub: &'a str,
+    root: &'a Path,
+    read: HashMap<PathBuf, Vec<u8>>,
 }
 
-static LOCK_MD5: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?m)\bmd5:\s*['"]?([0-9a-f]{32}(?:\.dir)?)\b"#).expect("static regex")
-});
+impl Files for CommitFiles<'_> {
+    fn read(&self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        if let Some(b) = self.read.get(path) {
+            return Ok(Some(b.clone()));
+        }
+        let Ok(rel) = path.strip_prefix(self.root) else {
+            return Ok(None);
+        };
+        let mut in_git = self.sub.to_string();
+        for c in rel.components() {
+            if !in_git.is_empty() {
+                in_git.push('/');
+            }
+            in_git.push_str(&c.as_os_str().to_string_lossy());
+        }
+        self.git
+            .blob_at(self.rev, &in_git)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
 
-/// The outputs the declaration files of `rev` track.
-pub(crate) fn outputs_of(
+    fn is_dir(&self, _path: &Path) -> bool {
+        false
+    }
+}
+
+fn declared(owner: &Owner) -> impl Iterator<Item = DeclaredOut> + '_ {
+    (0..owner.outs().len()).map(|i| DeclaredOut {
+        path: owner.out_path(i),
+        out: owner.outs()[i].clone(),
+    })
+}
+
+/// The outputs the declaration files of a commit track; pipelines read any other file they
+/// need through `files`.
+fn outputs_of_commit(
     files: Vec<DeclarationFile>,
     rev: &Revision,
+    commit: &CommitFiles<'_>,
 ) -> Result<RevOutputs, RevisionError> {
-    let parsed: Vec<Result<Parsed, RevisionError>> =
-        files.into_par_iter().map(|f| parse_one(f, rev)).collect();
-    let mut found = RevOutputs::default();
-    for p in parsed {
-        match p? {
-            Parsed::Dvc(file) => {
-                for (i, out) in file.outs.iter().enumerate() {
-                    found.outs.push(DeclaredOut {
-                        path: file.out_path(i),
-                        out: out.clone(),
-                    });
-                }
+    let short = rev.short().to_string();
+    let parsed: Vec<Result<Vec<Owner>, RevisionError>> = files
+        .into_par_iter()
+        .filter(|f| f.path.file_name() != Some(std::ffi::OsStr::new(LOCK_FILE)))
+        .map(|f| {
+            if f.path.file_name() == Some(std::ffi::OsStr::new(PROJECT_FILE)) {
+                let stages = pipeline::load(&f.path, commit, commit.root).map_err(|source| {
+                    RevisionError::PipelineAtCommit {
+                        rev: short.clone(),
+                        source,
+                    }
+                })?;
+                return Ok(stages
+                    .into_iter()
+                    .map(|s| Owner::Stage(Box::new(s)))
+                    .collect());
             }
-            Parsed::Lock(hashes) => found.lock_hashes.extend(hashes),
+            let text = String::from_utf8(f.bytes).map_err(|_| RevisionError::NotUtf8 {
+                path: f.path.display().to_string(),
+                rev: short.clone(),
+            })?;
+            let file = DvcFile::parse(&f.path, text).map_err(|source| RevisionError::AtCommit {
+                rev: short.clone(),
+                source,
+            })?;
+            Ok(vec![Owner::File(file)])
+        })
+        .collect();
+    let mut found = RevOutputs::default();
+    for owners in parsed {
+        for o in owners? {
+            found.outs.extend(declared(&o));
         }
     }
     Ok(found)
-}
-
-enum Parsed {
-    Dvc(DvcFile),
-    Lock(Vec<ObjectId>),
-}
-
-fn parse_one(f: DeclarationFile, rev: &Revision) -> Result<Parsed, RevisionError> {
-    let name = f
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if is_lock_file(&name) {
-        let text = String::from_utf8_lossy(&f.bytes);
-        return Ok(Parsed::Lock(
-            LOCK_MD5
-                .captures_iter(&text)
-                .filter_map(|c| c[1].parse().ok())
-                .collect(),
-        ));
-    }
-    let file = match rev {
-        Revision::Workspace => {
-            DvcFile::from_bytes(&f.path, f.bytes).map_err(RevisionError::Workspace)?
-        }
-        Revision::Commit(c) => {
-            let text = String::from_utf8(f.bytes).map_err(|_| RevisionError::NotUtf8 {
-                path: f.path.display().to_string(),
-                rev: c.clone(),
-            })?;
-            DvcFile::parse(&f.path, text).map_err(|source| RevisionError::AtCommit {
-                rev: rev.short().to_string(),
-                source,
-            })?
-        }
-    };
-    Ok(Parsed::Dvc(file))
 }
 
 /// Reads the revisions of one repository.
@@ -266,9 +300,29 @@ impl<'a> Walker<'a> {
         Ok(revs.into_iter().map(Revision::Commit).collect())
     }
 
-    /// The declaration files of `rev`. In the workspace, folders `.dvcignore` hides and
-    /// folders that are outputs are not searched.
-    pub fn files_at(&self, rev: &Revision) -> Result<Vec<DeclarationFile>, RevisionError> {
+    /// The declaration files of a commit (`.dvc` files, `dvc.yaml` and `dvc.lock`).
+    fn files_at_commit(&self, c: &str) -> Result<Vec<DeclarationFile>, RevisionError> {
+        let (git, sub) = self.git()?;
+        let files = git.files_at(c, sub, &is_declaration)?;
+        Ok(files
+            .into_iter()
+            .map(|f| {
+                let rel = if sub.is_empty() {
+                    f.path.as_str()
+                } else {
+                    f.path.get(sub.len() + 1..).unwrap_or(f.path.as_str())
+                };
+                DeclarationFile {
+                    path: self.root.join(rel),
+                    bytes: f.bytes,
+                }
+            })
+            .collect())
+    }
+
+    /// What `rev` tracks. The workspace is walked as every command walks it: folders
+    /// `.dvcignore` hides and folders that are outputs are not searched.
+    pub fn outputs_at(&self, rev: &Revision) -> Result<RevOutputs, RevisionError> {
         match rev {
             Revision::Workspace => {
                 let root = self.root;
@@ -276,44 +330,30 @@ impl<'a> Walker<'a> {
                     Ok(rel) => self.ignore.is_ignored(rel, is_dir),
                     Err(_) => false,
                 };
-                let paths = dvcfile::collect_named(self.root, &ignored, &|name| {
-                    name.to_str().is_some_and(is_declaration)
-                });
-                paths
-                    .into_par_iter()
-                    .map(|path| match std::fs::read(&path) {
-                        Ok(bytes) => Ok(DeclarationFile { path, bytes }),
-                        Err(source) => Err(RevisionError::Workspace(DvcFileError::Read {
-                            path,
-                            source,
-                        })),
-                    })
-                    .collect()
+                let owners = owner::collect(self.root, &ignored, self.root)
+                    .map_err(RevisionError::Pipeline)?;
+                let mut found = RevOutputs::default();
+                for o in &owners {
+                    found.outs.extend(declared(o));
+                }
+                Ok(found)
             }
             Revision::Commit(c) => {
+                let files = self.files_at_commit(c)?;
                 let (git, sub) = self.git()?;
-                let files = git.files_at(c, sub, &is_declaration)?;
-                Ok(files
-                    .into_iter()
-                    .map(|f| {
-                        let rel = if sub.is_empty() {
-                            f.path.as_str()
-                        } else {
-                            f.path.get(sub.len() + 1..).unwrap_or(f.path.as_str())
-                        };
-                        DeclarationFile {
-                            path: self.root.join(rel),
-                            bytes: f.bytes,
-                        }
-                    })
-                    .collect())
+                let commit = CommitFiles {
+                    git,
+                    rev: c,
+                    sub,
+                    root: self.root,
+                    read: files
+                        .iter()
+                        .map(|f| (f.path.clone(), f.bytes.clone()))
+                        .collect(),
+                };
+                outputs_of_commit(files, rev, &commit)
             }
         }
-    }
-
-    /// What `rev` tracks.
-    pub fn outputs_at(&self, rev: &Revision) -> Result<RevOutputs, RevisionError> {
-        outputs_of(self.files_at(rev)?, rev)
     }
 }
 
@@ -367,8 +407,13 @@ mod tests {
         std::fs::write(root.join("a.dvc"), dvc_text(A, "a")).expect("write");
         std::fs::write(top.join("outside.dvc"), dvc_text(C, "c")).expect("write");
         std::fs::write(
+            root.join("dvc.yaml"),
+            "stages:\n  s:\n    cmd: x\n    outs: [o]\n",
+        )
+        .expect("write");
+        std::fs::write(
             root.join("dvc.lock"),
-            format!("schema: '2.0'\nstages:\n  s:\n    outs:\n    - path: o\n      md5: {C}\n"),
+            format!("schema: '2.0'\nstages:\n  s:\n    cmd: x\n    outs:\n    - path: o\n      md5: {C}\n"),
         )
         .expect("write");
         git(top, &["add", "."]);
@@ -389,9 +434,9 @@ mod tests {
             .map(|o| o.out.oid.expect("oid").to_string())
             .collect();
         oids.sort();
-        assert_eq!(oids, vec![C.to_string(), C.to_string()]);
+        assert_eq!(oids, vec![C.to_string(), C.to_string(), C.to_string()]);
         assert!(ws.outs.iter().any(|o| o.path == root.join("d/x")));
-        assert_eq!(ws.lock_hashes.len(), 1);
+        assert!(ws.outs.iter().any(|o| o.path == root.join("o")));
 
         assert!(w.commits(&Scope::default()).expect("none").is_empty());
         let tags = w
@@ -402,10 +447,19 @@ mod tests {
             .expect("tags");
         assert_eq!(tags.len(), 1);
         let at_tag = w.outputs_at(&tags[0]).expect("tag");
-        assert_eq!(at_tag.outs.len(), 1, "outside.dvc is not in the repository");
-        assert_eq!(at_tag.outs[0].path, root.join("a"));
-        assert_eq!(at_tag.outs[0].out.oid.expect("oid").to_string(), A);
-        assert_eq!(at_tag.lock_hashes.len(), 1);
+        assert_eq!(at_tag.outs.len(), 2, "outside.dvc is not in the repository");
+        let a = at_tag
+            .outs
+            .iter()
+            .find(|o| o.path == root.join("a"))
+            .expect("a");
+        assert_eq!(a.out.oid.expect("oid").to_string(), A);
+        let o = at_tag
+            .outs
+            .iter()
+            .find(|o| o.path == root.join("o"))
+            .expect("o");
+        assert_eq!(o.out.oid.expect("oid").to_string(), C);
 
         let all = w
             .commits(&Scope {
