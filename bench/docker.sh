@@ -40,7 +40,11 @@ trap cleanup EXIT
 docker/build.sh --tag "$tag"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 binary="target/$triple/release/lode-server"
-cargo bench -p lode-server --bench server_load --no-run 2>/dev/null
+# The load generator is built like the server (same target and flags), so it reuses its
+# dependencies instead of compiling them again for the host.
+flags_var="CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
+export "$flags_var=-C target-feature=+crt-static"
+cargo bench -p lode-server --target "$triple" --bench server_load --no-run
 
 median() { python3 -c 'import sys,statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
@@ -69,7 +73,7 @@ container_token() {
 # server_load against a running server: URL TOKEN PID SEED, then extra options.
 load() {
   local url="$1" token="$2" pid="$3" seed="$4"; shift 4
-  cargo bench -q -p lode-server --bench server_load -- --url "$url" --token "$token" \
+  cargo bench -q -p lode-server --target "$triple" --bench server_load -- --url "$url" --token "$token" \
     --pid "$pid" --seed "$seed" --checks 0 "$@" 2>/dev/null
 }
 

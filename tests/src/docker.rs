@@ -275,3 +275,67 @@ pub fn chown_tree(path: &Path, uid: u32) {
             .unwrap_or_else(|err| panic!("chown {}: {err}", e.path().display()));
     }
 }
+
+/// Writes a server certificate issued by `ca` into a new folder `certs` under `dir` (the key
+/// with mode `key_mode`, everything else readable by all) and returns the `docker run` options
+/// that serve HTTPS with it.
+pub fn tls_options(dir: &Path, ca: &crate::tls::TestCa, key_mode: u32) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let certs = dir.join("certs");
+    std::fs::create_dir(&certs).expect("certs folder");
+    let cert = ca.issue(&certs, "server");
+    for (path, mode) in [(&certs, 0o755), (&cert.cert, 0o644), (&cert.key, key_mode)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    [
+        "-v",
+        &format!("{}:/certs:ro", certs.display()),
+        "-e",
+        "LODE_TLS_CERT=/certs/server.crt",
+        "-e",
+        "LODE_TLS_KEY=/certs/server.key",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Sets up the README's team through `lode_server` (which runs `lode-server ARGS` where the
+/// server is): project `ml`, user `alice` in group `team` granted write; returns alice's token.
+pub fn team_token(lode_server: impl Fn(&[&str]) -> Run) -> String {
+    for args in [
+        &["admin", "project", "create", "ml"][..],
+        &["admin", "user", "create", "alice"],
+        &["admin", "group", "create", "team"],
+        &["admin", "group", "add-member", "team", "alice"],
+        &[
+            "admin",
+            "grant",
+            "set",
+            "--project",
+            "ml",
+            "--group",
+            "team",
+            "--role",
+            "write",
+        ],
+    ] {
+        let r = lode_server(args);
+        assert_eq!(r.code, 0, "{args:?}: {}\n{}", r.stdout, r.stderr);
+    }
+    let r = lode_server(&[
+        "admin",
+        "token",
+        "create",
+        "--user",
+        "alice",
+        "--expires-in",
+        "90d",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    r.stdout
+        .lines()
+        .last()
+        .expect("token line")
+        .trim()
+        .to_string()
+}

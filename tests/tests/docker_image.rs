@@ -163,31 +163,15 @@ fn bad_settings_stop_the_container_with_one_line_and_change_nothing() {
     assert_eq!(snapshot(&newer), before, "the data folder changed");
 
     // A key the container user cannot read.
-    let certs = host.join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let cert = TestCa::new("unreadable").issue(&certs, "server");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&certs, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&cert.cert, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::set_permissions(&cert.key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let data = Volume::new("data");
-    let (dmount, cmount) = (
-        data.mount("/data"),
-        format!("{}:/certs:ro", certs.display()),
-    );
-    let c = Container::run(
-        &[
-            "-v",
-            &dmount,
-            "-v",
-            &cmount,
-            "-e",
-            "LODE_TLS_CERT=/certs/server.crt",
-            "-e",
-            "LODE_TLS_KEY=/certs/server.key",
-        ],
-        &[],
-    );
+    let dmount = data.mount("/data");
+    let mut opts = vec!["-v".to_string(), dmount.clone()];
+    opts.extend(docker::tls_options(
+        host.path(),
+        &TestCa::new("unreadable"),
+        0o600,
+    ));
+    let c = Container::run(&opts.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     let line = refusal(&c);
     assert!(
         line.contains("/certs/server.key") && line.contains("ermission denied"),

@@ -18,25 +18,6 @@ use lode_e2e::tls::TestCa;
 use lode_e2e::uploads::{assert_served, eventually, pseudo_random, Uploads};
 use reqwest::blocking::Client;
 
-/// Project `ml`, group `team` with member `alice` granted write, and alice's own token.
-fn team_token(c: &Container) -> String {
-    c.admin(&["project", "create", "ml"]);
-    c.admin(&["user", "create", "alice"]);
-    c.admin(&["group", "create", "team"]);
-    c.admin(&["group", "add-member", "team", "alice"]);
-    c.admin(&[
-        "grant",
-        "set",
-        "--project",
-        "ml",
-        "--group",
-        "team",
-        "--role",
-        "write",
-    ]);
-    c.token(&["--user", "alice"])
-}
-
 type Files = Vec<(String, Vec<u8>)>;
 
 fn files(tag: &str, seed: u64) -> Files {
@@ -84,7 +65,7 @@ fn lode_and_dvc_push_over_http_and_objects_outlive_restarts_and_containers() {
     let c = Container::run(&opts, &[]);
     let client = Client::new();
     c.wait_ready(&client, "http");
-    let token = team_token(&c);
+    let token = docker::team_token(|args| c.exec(args));
     let url = format!("{}/ml", c.url("http"));
 
     let lode_repo = RemoteRepo::new(Tool::Lode, &url, &token);
@@ -115,44 +96,24 @@ fn lode_and_dvc_push_over_https_with_the_teams_ca() {
     }
     let Some(dvc) = dvc::require() else { return };
     let host = Scratch::new();
-    let certs = host.join("certs");
-    std::fs::create_dir(&certs).unwrap();
     let ca = TestCa::new("team");
-    ca.issue(&certs, "server");
     let bundle = host.join("ca.pem");
     ca.write_bundle(&bundle);
-    use std::os::unix::fs::PermissionsExt;
-    for p in [
-        certs.clone(),
-        certs.join("server.crt"),
-        certs.join("server.key"),
-    ] {
-        let mode = if p.is_dir() { 0o755 } else { 0o644 };
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
     let data = Volume::new("data");
-    let (dmount, cmount) = (
-        data.mount("/data"),
-        format!("{}:/certs:ro", certs.display()),
-    );
-    let c = Container::run(
-        &[
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "-v",
-            &dmount,
-            "-v",
-            &cmount,
-            "-e",
-            "LODE_TLS_CERT=/certs/server.crt",
-            "-e",
-            "LODE_TLS_KEY=/certs/server.key",
-            "--health-interval",
-            "1s",
-        ],
-        &[],
-    );
+    let dmount = data.mount("/data");
+    let mut opts: Vec<String> = [
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "-v",
+        &dmount,
+        "--health-interval",
+        "1s",
+    ]
+    .map(String::from)
+    .to_vec();
+    opts.extend(docker::tls_options(host.path(), &ca, 0o644));
+    let c = Container::run(&opts.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     let ca_cert = reqwest::Certificate::from_pem(&std::fs::read(&bundle).unwrap()).unwrap();
     let client = Client::builder().tls_certs_only([ca_cert]).build().unwrap();
     c.wait_ready(&client, "https");
@@ -160,7 +121,7 @@ fn lode_and_dvc_push_over_https_with_the_teams_ca() {
     eventually("the HTTPS container turns healthy", || {
         c.inspect("{{.State.Health.Status}}") == "healthy"
     });
-    let token = team_token(&c);
+    let token = docker::team_token(|args| c.exec(args));
     let url = format!("{}/ml", c.url("https"));
     let bundle_path = bundle.to_str().unwrap();
 
