@@ -47,6 +47,37 @@ pub enum Command {
     Fetch(TransferArgs),
     /// Download tracked data from a remote and check it out into the workspace.
     Pull(PullArgs),
+    /// Reproduce pipelines: left to `dvc repro`.
+    #[command(disable_help_flag = true)]
+    Repro(DvcOnlyArgs),
+    /// Experiments: left to `dvc exp`.
+    #[command(disable_help_flag = true, alias = "experiments")]
+    Exp(DvcOnlyArgs),
+    /// The experiments queue: left to `dvc queue`.
+    #[command(disable_help_flag = true)]
+    Queue(DvcOnlyArgs),
+    /// Pipeline stages: left to `dvc stage`.
+    #[command(disable_help_flag = true)]
+    Stage(DvcOnlyArgs),
+    /// The pipeline graph: left to `dvc dag`.
+    #[command(disable_help_flag = true)]
+    Dag(DvcOnlyArgs),
+    /// Parameters: left to `dvc params`.
+    #[command(disable_help_flag = true)]
+    Params(DvcOnlyArgs),
+    /// Metrics: left to `dvc metrics`.
+    #[command(disable_help_flag = true)]
+    Metrics(DvcOnlyArgs),
+    /// Plots: left to `dvc plots`.
+    #[command(disable_help_flag = true)]
+    Plots(DvcOnlyArgs),
+}
+
+/// The arguments of a pipeline command lode leaves to DVC, whatever they are.
+#[derive(Debug, Args)]
+pub struct DvcOnlyArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// What `push` and `fetch` transfer, and how.

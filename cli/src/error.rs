@@ -11,6 +11,8 @@ pub enum ExitCode {
     /// The command ran and failed: data missing, a transfer or checkout failed, a prompt
     /// declined, changes found by `status -q`.
     Failed = 1,
+    /// A DVC command lode leaves to DVC (running pipelines and experiments).
+    LeftToDvc = 2,
     /// Standard output was closed before everything was written (128 + SIGPIPE).
     BrokenPipe = 141,
     /// A configuration error.

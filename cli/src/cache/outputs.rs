@@ -442,6 +442,19 @@ impl Outputs {
         targets::select(targets, cwd, code, &all)
     }
 
+    /// The workspace files at the path of an output without a recorded hash, which a checkout
+    /// would have to remove.
+    pub fn unversioned_files(&self, path: &Path) -> Vec<PathBuf> {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => self
+                .walk(path)
+                .map(|t| t.files.iter().map(|f| join_rel(path, &f.rel)).collect())
+                .unwrap_or_default(),
+            Ok(_) => vec![path.to_path_buf()],
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Whether checkout and pull handle an output: it is cached and inside the repository (a
     /// pipeline may name paths outside it, which are never written).
     pub fn checks_out(&self, out: &crate::repo::dvcfile::Out, path: &Path) -> bool {

@@ -47,7 +47,30 @@ pub fn run(cli: Cli, out: Printer) -> Result<ExitCode, LodeError> {
         Command::Push(a) => push::run(a, ui),
         Command::Fetch(a) => fetch::run(a, ui),
         Command::Pull(a) => pull::run(a, ui),
+        Command::Repro(_) => left_to_dvc("repro"),
+        Command::Exp(_) => left_to_dvc("exp"),
+        Command::Queue(_) => left_to_dvc("queue"),
+        Command::Stage(_) => left_to_dvc("stage"),
+        Command::Dag(_) => left_to_dvc("dag"),
+        Command::Params(_) => left_to_dvc("params"),
+        Command::Metrics(_) => left_to_dvc("metrics"),
+        Command::Plots(_) => left_to_dvc("plots"),
     }
+}
+
+/// Lode moves, checks and deletes the data pipelines produce, but does not run them.
+fn left_to_dvc(command: &str) -> Result<ExitCode, LodeError> {
+    let msg = if command == "repro" {
+        "lode does not run pipelines: `dvc repro` works on the same repository.".to_string()
+    } else {
+        format!(
+            "lode does not run pipelines: `dvc {command}` and `dvc repro` work on the same repository."
+        )
+    };
+    Err(LodeError::Bare {
+        msg,
+        code: ExitCode::LeftToDvc,
+    })
 }
 
 /// The repository, remote and objects `push`, `pull` and `fetch` work on.

@@ -48,6 +48,7 @@ pub fn run(args: PullArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let mut plans = Vec::new();
     let mut unsaved: Vec<PathBuf> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
+    let mut no_hash: Vec<PathBuf> = Vec::new();
     for tr in &tracked {
         for &i in &tr.outs {
             let out = &tr.owner.outs()[i];
@@ -58,10 +59,9 @@ pub fn run(args: PullArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
             let planned = outputs.plan_checkout(&path, out, false)?;
             if matches!(planned.plan, Plan::Missing) {
                 if out.oid.is_none() {
-                    ui.out.warn(format_args!(
-                        "No file hash info found for '{}'. It won't be created.",
-                        path.display()
-                    ));
+                    // DVC would delete what is there; it is kept, and reported.
+                    unsaved.extend(outputs.unversioned_files(&path));
+                    no_hash.push(path.clone());
                 }
                 failed.push(rel(&path, cwd));
                 continue;
@@ -78,6 +78,12 @@ pub fn run(args: PullArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
             "{ACTION} - Can't remove the following unsaved files without confirmation. Use `--force` to force.\n{}",
             list.join("\n")
         )));
+    }
+    for p in &no_hash {
+        ui.out.warn(format_args!(
+            "No file hash info found for '{}'. It won't be created.",
+            p.display()
+        ));
     }
     let (mut added, mut modified, mut deleted) = (0usize, 0usize, 0usize);
     let mut result: Result<(), LodeError> = Ok(());

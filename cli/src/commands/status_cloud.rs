@@ -22,7 +22,7 @@ pub fn run(args: &StatusArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let purpose = used::Purpose {
         code: ExitCode::Failed,
         pushing: true,
-        out: ui.out,
+        unversioned: Some(ui.out),
     };
     let used = used::collect(&outputs, &args.targets, cwd, &Default::default(), purpose)?;
     let conf =

@@ -75,7 +75,7 @@ impl Session {
         let purpose = used::Purpose {
             code: ExitCode::Failed,
             pushing: request.pushing,
-            out,
+            unversioned: None,
         };
         let used = used::collect(&outputs, request.targets, cwd, &request.scope, purpose)?;
         let conf = remote_mod::resolve(&repo, request.remote).map_err(|e| e.into_lode(action))?;

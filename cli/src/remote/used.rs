@@ -70,8 +70,9 @@ pub(crate) struct Purpose {
     pub code: ExitCode,
     /// A push: outputs marked `push: false` are left out.
     pub pushing: bool,
-    /// Hears DVC's warnings about outputs that cannot be transferred.
-    pub out: Printer,
+    /// Where DVC's warning about outputs without a recorded hash goes (`status -c` gives
+    /// it; push, pull and fetch pass them over silently, as DVC's do).
+    pub unversioned: Option<Printer>,
 }
 
 /// Outputs in scope, each object once: the workspace's declarations (or those `targets` name)
@@ -83,7 +84,11 @@ pub(crate) fn collect(
     scope: &Scope,
     purpose: Purpose,
 ) -> Result<Vec<UsedOut>, LodeError> {
-    let Purpose { code, pushing, out } = purpose;
+    let Purpose {
+        code,
+        pushing,
+        unversioned,
+    } = purpose;
     let walker = Walker::new(&outputs.root, &outputs.ignore);
     let mut used = Vec::new();
     let mut seen = HashSet::new();
@@ -97,7 +102,9 @@ pub(crate) fn collect(
                 continue;
             }
             if o.oid.is_none() {
-                warn_unversioned(out, &t.owner, &path, cwd);
+                if let Some(out) = unversioned {
+                    warn_unversioned(out, &t.owner, &path, cwd);
+                }
                 continue;
             }
             named.push(DeclaredOut {

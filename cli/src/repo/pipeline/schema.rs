@@ -114,10 +114,13 @@ impl Checker {
         }
     }
 
-    /// The problems as DVC lists them under "validation failed", each with its location in `root`.
+    /// The problems as DVC lists them under "validation failed", each with its location in
+    /// `root`: in document order, a mapping's missing keys after its other problems.
     pub fn messages(&self, root: &Node) -> Vec<String> {
-        self.problems
-            .iter()
+        let mut problems: Vec<&Problem> = self.problems.iter().collect();
+        problems.sort_by_cached_key(|p| position(root, &p.path));
+        problems
+            .into_iter()
             .map(|p| {
                 let mut s = p.message.to_string();
                 if !p.path.is_empty() {
@@ -131,6 +134,37 @@ impl Checker {
             })
             .collect()
     }
+}
+
+/// Where a path is in the document: the index of each key or item along it, a missing key
+/// counting as after every present one.
+fn position(root: &Node, path: &[String]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut cur = Some(root);
+    for p in path {
+        let next = cur.and_then(|n| match &n.value {
+            Value::Map(entries) => entries
+                .iter()
+                .position(|(k, _)| key_text(k).as_deref() == Some(p.as_str()))
+                .map(|i| (i, &entries[i].1)),
+            Value::Seq(items) => p
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i).map(|n| (i, n))),
+            _ => None,
+        });
+        match next {
+            Some((i, n)) => {
+                out.push(i);
+                cur = Some(n);
+            }
+            None => {
+                out.push(usize::MAX);
+                cur = None;
+            }
+        }
+    }
+    out
 }
 
 pub fn join(path: &[String], key: &str) -> Vec<String> {
