@@ -32,23 +32,49 @@ pub fn run(args: CommitArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let repo = Repo::discover(cwd)?;
     let _lock = repo.lock()?;
     let outputs = Outputs::open(&repo, ui.out)?;
-    let tracked = outputs.tracked(&args.targets, cwd, ExitCode::Failed)?;
+    // Like DVC, each target is committed on its own, in order; its errors name it.
+    let groups: Vec<Option<&PathBuf>> = if args.targets.is_empty() {
+        vec![None]
+    } else {
+        args.targets.iter().map(Some).collect()
+    };
+    for target in groups {
+        let targets: Vec<PathBuf> = target.into_iter().cloned().collect();
+        commit_group(&repo, &outputs, &targets, ui, args.force).map_err(|e| match (target, e) {
+            (Some(t), LodeError::Failed(m)) => LodeError::Failed(m.replacen(
+                "failed to commit - ",
+                &format!("failed to commit {} - ", t.display()),
+                1,
+            )),
+            (_, e) => e,
+        })?;
+    }
+    outputs.flush();
+    Ok(ExitCode::Ok)
+}
 
+fn commit_group(
+    repo: &Repo,
+    outputs: &Outputs,
+    targets: &[PathBuf],
+    ui: &Ui,
+    force: bool,
+) -> Result<(), LodeError> {
+    let cwd = &ui.cwd;
+    let tracked = outputs.tracked(targets, cwd, ExitCode::Failed)?;
     // Check everything first so that a refusal leaves everything as it was.
     let mut files = Vec::new();
     let mut stages = Vec::new();
     for t in &tracked {
         match &t.owner {
-            Owner::File(f) => files.push(check_file(&outputs, f, &t.outs, cwd, args.force)?),
-            Owner::Stage(s) => stages.push(check_stage(&outputs, s, cwd, args.force)?),
+            Owner::File(f) => files.push(check_file(outputs, f, &t.outs, cwd, force)?),
+            Owner::Stage(s) => stages.push(check_stage(outputs, s, cwd, force)?),
         }
     }
     for (file, outs) in files {
-        commit_file(&outputs, file, outs, cwd)?;
+        commit_file(outputs, file, outs, cwd)?;
     }
-    commit_stages(&repo, &outputs, stages, ui)?;
-    outputs.flush();
-    Ok(ExitCode::Ok)
+    commit_stages(repo, outputs, stages, ui)
 }
 
 /// A `.dvc` file's outputs: index, path, and whether the recorded hash still holds.

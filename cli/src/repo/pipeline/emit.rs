@@ -375,6 +375,8 @@ fn map_entries(w: &mut Writer, entries: &[(String, Emit)], indent: usize, inline
 /// Writes `v` after a mapping key (`in_map`) or a sequence dash, at block indent `indent`.
 fn value(w: &mut Writer, v: &Emit, indent: usize, in_map: bool) {
     match v {
+        // A null item is a dash and a space; a null value nothing after its colon.
+        Emit::Null if !in_map => w.write(" "),
         Emit::Null => {}
         Emit::Raw(s) => {
             w.indent = indent + 2;
@@ -539,6 +541,7 @@ mod tests {
                     )]),
                 ),
                 ("n".into(), Emit::Null),
+                ("nl".into(), Emit::Seq(vec![Emit::Null])),
                 ("e".into(), Emit::Seq(vec![])),
                 ("em".into(), Emit::Map(vec![])),
                 ("yes".into(), s("yes")),
@@ -570,6 +573,8 @@ mod tests {
             b:
             - 3
     n:
+    nl:
+    - 
     e: []
     em: {}
     yes: yes
