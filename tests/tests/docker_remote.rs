@@ -248,7 +248,21 @@ fn a_backup_taken_during_uploads_is_served_by_a_new_container() {
     }
     let (data, backups) = (Volume::new("data"), Volume::new("backups"));
     let (dmount, bmount) = (data.mount("/data"), backups.mount("/backups"));
-    let c = Container::run(&["--read-only", "-v", &dmount, "-v", &bmount], &[]);
+    // An empty folder that belongs to root, not to the container's user.
+    let host = Scratch::new();
+    let root_owned = format!("{}:/root-owned", host.path().display());
+    let c = Container::run(
+        &[
+            "--read-only",
+            "-v",
+            &dmount,
+            "-v",
+            &bmount,
+            "-v",
+            &root_owned,
+        ],
+        &[],
+    );
     let client = Client::new();
     c.wait_ready(&client, "http");
     c.admin(&["project", "create", "ml"]);
@@ -281,6 +295,19 @@ fn a_backup_taken_during_uploads_is_served_by_a_new_container() {
     let ro = c.exec(&["backup", "/elsewhere"]);
     assert_ne!(ro.code, 0);
     assert!(ro.stderr.contains("uid 65532"), "{ro:?}");
+    let unwritable = c.exec(&["backup", "/root-owned"]);
+    assert_ne!(unwritable.code, 0);
+    assert!(
+        unwritable
+            .stderr
+            .contains("not writable by this user (uid 65532)"),
+        "{unwritable:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(host.path()).unwrap().count(),
+        0,
+        "the refused folder was written to"
+    );
 
     let snap = ["-v", &bmount, "-e", "LODE_DATA_DIR=/backups/snap"];
     let fsck = Container::run_once(&snap, &["fsck"]);
