@@ -577,7 +577,7 @@ impl Cache {
             [first, ..] => {
                 // One filesystem-wide flush instead of thousands of fsyncs.
                 let f = File::open(&first.tmp).map_err(io_err(&first.tmp))?;
-                sync_filesystem(&f).map_err(io_err(&self.root))?;
+                lode_objio::flush::syncfs(&f).map_err(io_err(&self.root))?;
             }
         }
         for p in pending {
@@ -791,17 +791,6 @@ fn check_unchanged(src: &Path, f: &File, before: &Stat, read: u64) -> Result<(),
         .into());
     }
     Ok(())
-}
-
-/// Flushes everything written so far on the cache's filesystem in one call.
-fn sync_filesystem(f: &File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
-    if unsafe { libc::syncfs(f.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// Copies `src` to the new file `dst` and hashes the same bytes. Large files hash on a second

@@ -2,7 +2,8 @@
 //! tree walks and the hash cache.
 //!
 //! Both hash kinds consume a file in [`CHUNK`]-sized pieces: the legacy dos2unix rule converts each
-//! 1 MiB chunk on its own (spec §4), so every reader in lode feeds whole chunks to [`StreamHasher`].
+//! 1 MiB chunk on its own (see `lode_objio::hash`), so every reader in lode feeds whole chunks to
+//! [`StreamHasher`].
 
 pub mod manifest;
 pub mod multi;
@@ -16,10 +17,7 @@ use lode_proto::{HashKind, ObjectId};
 use md5::{Digest, Md5};
 
 /// The read unit: DVC's legacy hash converts CRLF per 1 MiB chunk.
-pub const CHUNK: usize = 1 << 20;
-
-/// How many bytes at the start of a chunk decide whether it is text.
-const SNIFF: usize = 512;
+pub use lode_objio::hash::{StreamHasher, CHUNK};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -42,70 +40,6 @@ impl HashError {
             source,
         }
     }
-}
-
-/// An MD5 computed over whole chunks, raw (DVC 3) or with CRLF→LF in text chunks (DVC 2).
-pub struct StreamHasher {
-    md5: Md5,
-    kind: HashKind,
-    scratch: Vec<u8>,
-}
-
-impl StreamHasher {
-    pub fn new(kind: HashKind) -> StreamHasher {
-        StreamHasher {
-            md5: Md5::new(),
-            kind,
-            scratch: Vec::new(),
-        }
-    }
-
-    /// Feeds one chunk. For [`HashKind::Md5Dos2unix`] every call except the last must be exactly
-    /// [`CHUNK`] bytes, because the conversion is defined per chunk.
-    pub fn update(&mut self, chunk: &[u8]) {
-        match self.kind {
-            HashKind::Md5 => self.md5.update(chunk),
-            HashKind::Md5Dos2unix => {
-                if is_text(&chunk[..chunk.len().min(SNIFF)]) {
-                    dos2unix_into(chunk, &mut self.scratch);
-                    self.md5.update(&self.scratch);
-                } else {
-                    self.md5.update(chunk);
-                }
-            }
-        }
-    }
-
-    pub fn finish(self) -> [u8; 16] {
-        self.md5.finalize().into()
-    }
-}
-
-/// DVC's text heuristic for one block (spec §4).
-pub fn is_text(block: &[u8]) -> bool {
-    if block.is_empty() {
-        return true;
-    }
-    if block.contains(&0) {
-        return false;
-    }
-    let non_text = block
-        .iter()
-        .filter(|&&b| !matches!(b, 0x20..=0x7e | b'\n' | b'\r' | b'\t' | 0x0c | 0x08))
-        .count();
-    non_text * 100 <= block.len() * 30
-}
-
-fn dos2unix_into(chunk: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    out.reserve(chunk.len());
-    let mut rest = chunk;
-    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-        out.extend_from_slice(&rest[..i]);
-        out.push(b'\n');
-        rest = &rest[i + 2..];
-    }
-    out.extend_from_slice(rest);
 }
 
 /// Reads until `buf` is full or the reader ends; returns the bytes read.
@@ -169,63 +103,21 @@ pub fn md5_bytes(bytes: &[u8]) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(kind: HashKind, data: &[u8]) -> String {
-        let (d, n) = hash_reader(&mut &data[..], kind).unwrap();
-        assert_eq!(n, data.len() as u64);
-        ObjectId::from_digest(d, false).to_string()
-    }
+    use lode_objio::hash::digest_of;
 
     #[test]
-    fn raw_and_dos2unix() {
+    fn readers_are_hashed_in_whole_chunks() {
+        // CRLF text across chunk boundaries: only whole chunks give the legacy hash.
+        let data = b"line of text\r\n".repeat(3 * CHUNK / 14 + 5);
+        for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
+            let (d, n) = hash_reader(&mut &data[..], kind).unwrap();
+            assert_eq!(n, data.len() as u64);
+            assert_eq!(d, digest_of(kind, &data));
+        }
+        let (d, n) = hash_reader(&mut &b""[..], HashKind::Md5).unwrap();
         assert_eq!(
-            hex(HashKind::Md5, b"a,b\r\n1,2\r\n"),
-            "b202f333fba4fd38d4b8e5e693077aab"
+            (hex::encode(d).as_str(), n),
+            ("d41d8cd98f00b204e9800998ecf8427e", 0)
         );
-        assert_eq!(
-            hex(HashKind::Md5Dos2unix, b"a,b\r\n1,2\r\n"),
-            "e5ebd4c02cefbe7955977c67ada242b7"
-        );
-        assert_eq!(
-            hex(HashKind::Md5Dos2unix, b"hello\r\n"),
-            "b1946ac92492d2347c6235b4d2611184"
-        );
-        assert_eq!(
-            hex(HashKind::Md5Dos2unix, b"\x00\x01bin\r\n"),
-            hex(HashKind::Md5, b"\x00\x01bin\r\n")
-        );
-        assert_eq!(hex(HashKind::Md5, b""), "d41d8cd98f00b204e9800998ecf8427e");
-    }
-
-    #[test]
-    fn dos2unix_is_per_chunk() {
-        // A CRLF split across the 1 MiB boundary stays as it is.
-        let mut data = vec![b'a'; CHUNK - 1];
-        data.push(b'\r');
-        data.push(b'\n');
-        data.extend_from_slice(b"x\r\n");
-        let mut expect = vec![b'a'; CHUNK - 1];
-        expect.extend_from_slice(b"\r\nx\n");
-        assert_eq!(
-            hex(HashKind::Md5Dos2unix, &data),
-            hex(HashKind::Md5, &expect)
-        );
-        // Each chunk decides text/binary from its own first 512 bytes.
-        let mut data = vec![0u8; CHUNK];
-        data.extend_from_slice(b"t\r\n");
-        let mut expect = vec![0u8; CHUNK];
-        expect.extend_from_slice(b"t\n");
-        assert_eq!(
-            hex(HashKind::Md5Dos2unix, &data),
-            hex(HashKind::Md5, &expect)
-        );
-    }
-
-    #[test]
-    fn text_heuristic() {
-        assert!(is_text(b""));
-        assert!(!is_text(b"ab\0"));
-        assert!(is_text("caf\u{e9} ok text here".as_bytes()));
-        assert!(!is_text("\u{65e5}\u{672c}\u{8a9e}".as_bytes()));
     }
 }

@@ -203,13 +203,5 @@ fn copy_to_temp(src: &Path, dest: &Path) -> Result<tempfile::TempPath, String> {
 }
 
 fn sync_fs_of(p: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::File::open(p)?;
-    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    lode_objio::flush::syncfs(&std::fs::File::open(p)?)
 }
