@@ -18,7 +18,8 @@ use lode_proto::{HashKind, ObjectId};
 use crate::backends::{open_backends, BackendError};
 use crate::config::ServerConfig;
 use crate::db::{Index, IndexError, Occupant};
-use crate::store::{BlobKey, BlobStore, FsStore, StoreError};
+use crate::store::verify::blob_digest;
+use crate::store::{BlobKey, BlobStore, FsMaintenance, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsckError {
@@ -62,63 +63,101 @@ pub async fn check(cfg: &ServerConfig, repair: bool, quick: bool) -> Result<Fsck
     report
 }
 
-pub(crate) async fn run(
+/// Checks the data folder; with `repair`, fixes what it finds. `quick` skips re-hashing blobs.
+pub(crate) async fn run<S: BlobStore + FsMaintenance>(
     db: &dyn Index,
-    store: &std::sync::Arc<FsStore>,
+    store: &S,
     repair: bool,
     quick: bool,
 ) -> Result<FsckReport, FsckError> {
-    let mut report = FsckReport {
-        repaired: repair,
-        ..Default::default()
+    let mut fsck = Fsck {
+        db,
+        store,
+        repair,
+        quick,
+        report: FsckReport {
+            repaired: repair,
+            ..Default::default()
+        },
     };
-    report.temp_files = if repair {
+    fsck.report.temp_files = if repair {
         store.clean_tmp()?
     } else {
         std::fs::read_dir(store.tmp_dir())
             .map(|d| d.count())
             .unwrap_or(0)
     };
-
     let referenced = db.all_referenced().await?;
-    report.indexed = referenced.len();
-    // Blobs on disk that no index row has claimed yet, per kind.
-    let mut disk: HashMap<HashKind, HashMap<String, u64>> = HashMap::new();
+    fsck.report.indexed = referenced.len();
+    let mut unclaimed = HashMap::new();
     for kind in [HashKind::Md5, HashKind::Md5Dos2unix] {
-        let s = store.clone();
-        let listed = tokio::task::spawn_blocking(move || s.list_blocking(kind))
-            .await
-            .map_err(|e| StoreError::io("listing blobs", std::io::Error::other(e.to_string())))??;
-        report.blobs += listed.len();
-        let mut on_disk: HashMap<String, u64> = HashMap::new();
+        let on_disk = fsck.listed(kind).await?;
+        unclaimed.insert(kind, fsck.indexed(kind, &referenced, on_disk).await?);
+    }
+    fsck.manifests().await?;
+    fsck.unreferenced(unclaimed).await?;
+    Ok(fsck.report)
+}
+
+/// Blobs found by a listing, by object id, with their sizes.
+type OnDisk = HashMap<String, u64>;
+
+struct Fsck<'a, S> {
+    db: &'a dyn Index,
+    store: &'a S,
+    repair: bool,
+    quick: bool,
+    report: FsckReport,
+}
+
+impl<S: BlobStore + FsMaintenance> Fsck<'_, S> {
+    /// The blobs of a kind; files whose names are not object ids are strays.
+    async fn listed(&mut self, kind: HashKind) -> Result<OnDisk, FsckError> {
+        let listed = self.store.list(kind).await?;
+        self.report.blobs += listed.len();
+        let mut on_disk = OnDisk::new();
         for b in listed {
             match b.oid {
                 Some(oid) => {
                     on_disk.insert(oid.to_string(), b.size);
                 }
                 None => {
-                    report.strays.push(format!("{kind}/{}", b.name));
-                    if repair {
-                        store.quarantine_blocking(kind, &b.name)?;
+                    self.report.strays.push(format!("{kind}/{}", b.name));
+                    if self.repair {
+                        self.store.quarantine(kind, &b.name)?;
                     }
                 }
             }
         }
+        Ok(on_disk)
+    }
+
+    /// Compares the index rows of a kind with its blobs: missing, wrong size, wrong hash.
+    /// Returns the blobs left to check for references (less the corrupt ones).
+    async fn indexed(
+        &mut self,
+        kind: HashKind,
+        referenced: &[(HashKind, String, u64)],
+        mut on_disk: OnDisk,
+    ) -> Result<OnDisk, FsckError> {
+        let (db, store) = (self.db, self.store);
         for (k, oid_s, size) in referenced.iter().filter(|(k, _, _)| *k == kind) {
             let label = format!("{k}:{oid_s}");
             let Some(disk_size) = on_disk.get(oid_s).copied() else {
                 let holders = db.projects_holding(*k, oid_s).await?;
-                report
+                self.report
                     .missing
                     .push(format!("{label} (held by {})", holders.join(", ")));
-                if repair {
+                if self.repair {
                     db.forget_object(*k, oid_s).await?;
                 }
                 continue;
             };
             let Ok(oid) = oid_s.parse::<ObjectId>() else {
-                report.corrupt.push(format!("{label} (bad id in index)"));
-                if repair {
+                self.report
+                    .corrupt
+                    .push(format!("{label} (bad id in index)"));
+                if self.repair {
                     db.forget_object(*k, oid_s).await?;
                 }
                 continue;
@@ -127,80 +166,86 @@ pub(crate) async fn run(
             let mut bad = None;
             if disk_size != *size {
                 bad = Some(format!("size {disk_size}, index says {size}"));
-            } else if !quick {
-                let s = store.clone();
-                let digest = tokio::task::spawn_blocking(move || s.hash_blocking(key))
-                    .await
-                    .map_err(|e| {
-                        StoreError::io("hashing", std::io::Error::other(e.to_string()))
-                    })??;
-                if let Some(d) = digest {
+            } else if !self.quick {
+                if let Some(d) = blob_digest(store, key).await? {
                     if &d != oid.digest() {
                         bad = Some(format!("content hashes to {}", hex::encode(d)));
                     }
                 }
             }
             if let Some(why) = bad {
-                report.corrupt.push(format!("{label} ({why})"));
+                self.report.corrupt.push(format!("{label} ({why})"));
                 // Reported as corrupt; not again as unreferenced once its rows are gone.
                 on_disk.remove(oid_s);
-                if repair {
-                    let name = oid.to_string();
-                    store.quarantine_blocking(*k, &format!("{}/{}", &name[..2], &name[2..]))?;
+                if self.repair {
+                    store.quarantine(*k, &blob_name(oid_s))?;
                     db.forget_object(*k, oid_s).await?;
                 }
             }
         }
-        disk.insert(kind, on_disk);
+        Ok(on_disk)
     }
 
-    // A project must never claim a directory whose contents it does not hold (DVC trusts a
-    // present `.dir` and skips its entries), including after the repairs above.
-    for (pid, project, kind, oid) in db.all_manifests().await? {
-        let key = BlobKey { kind, oid };
-        let s = store.clone();
-        let digests = tokio::task::spawn_blocking(move || -> Option<Vec<[u8; 16]>> {
-            let f = std::fs::File::open(s.blob_path(key)).ok()?;
-            crate::manifest::entry_digests(std::io::BufReader::new(f)).ok()
-        })
-        .await
-        .ok()
-        .flatten();
-        let problem = match digests {
-            None => Some("unreadable manifest".to_string()),
-            Some(d) => {
-                let missing = db.missing_digests(pid, kind, &d).await?;
-                (!missing.is_empty()).then(|| format!("{} entries not held", missing.len()))
-            }
-        };
-        if let Some(why) = problem {
-            report
-                .incomplete_dirs
-                .push(format!("{kind}:{oid} in project {project} ({why})"));
-            if repair {
-                db.forget_project_object(pid, kind, &oid).await?;
+    /// A project must never claim a directory whose contents it does not hold (DVC trusts a
+    /// present `.dir` and skips its entries), including after the repairs above.
+    async fn manifests(&mut self) -> Result<(), FsckError> {
+        for (pid, project, kind, oid) in self.db.all_manifests().await? {
+            let problem = match manifest_digests(self.store, BlobKey { kind, oid }).await {
+                None => Some("unreadable manifest".to_string()),
+                Some(d) => {
+                    let missing = self.db.missing_digests(pid, kind, &d).await?;
+                    (!missing.is_empty()).then(|| format!("{} entries not held", missing.len()))
+                }
+            };
+            if let Some(why) = problem {
+                self.report
+                    .incomplete_dirs
+                    .push(format!("{kind}:{oid} in project {project} ({why})"));
+                if self.repair {
+                    self.db.forget_project_object(pid, kind, &oid).await?;
+                }
             }
         }
+        Ok(())
     }
 
-    // Unreferenced blobs, counted after the repairs above may have dropped references.
-    let still: std::collections::HashSet<(HashKind, String)> = db
-        .all_referenced()
-        .await?
-        .into_iter()
-        .map(|(k, o, _)| (k, o))
-        .collect();
-    for (kind, on_disk) in disk {
-        for oid_s in on_disk.keys() {
-            if still.contains(&(kind, oid_s.clone())) {
-                continue;
-            }
-            report.orphans.push(format!("{kind}:{oid_s}"));
-            if repair {
-                store.quarantine_blocking(kind, &format!("{}/{}", &oid_s[..2], &oid_s[2..]))?;
+    /// Unreferenced blobs, counted after the repairs above may have dropped references.
+    async fn unreferenced(
+        &mut self,
+        unclaimed: HashMap<HashKind, OnDisk>,
+    ) -> Result<(), FsckError> {
+        let still: std::collections::HashSet<(HashKind, String)> = self
+            .db
+            .all_referenced()
+            .await?
+            .into_iter()
+            .map(|(k, o, _)| (k, o))
+            .collect();
+        for (kind, on_disk) in unclaimed {
+            for oid_s in on_disk.keys() {
+                if still.contains(&(kind, oid_s.clone())) {
+                    continue;
+                }
+                self.report.orphans.push(format!("{kind}:{oid_s}"));
+                if self.repair {
+                    self.store.quarantine(kind, &blob_name(oid_s))?;
+                }
             }
         }
+        self.report.orphans.sort();
+        Ok(())
     }
-    report.orphans.sort();
-    Ok(report)
+}
+
+/// A blob's name as listed: `ab/cdef...`.
+fn blob_name(oid: &str) -> String {
+    format!("{}/{}", &oid[..2], &oid[2..])
+}
+
+/// The entries of a stored `.dir` manifest; `None` when it is missing or unreadable.
+async fn manifest_digests<S: BlobStore>(store: &S, key: BlobKey) -> Option<Vec<[u8; 16]>> {
+    let blob = store.open(key).await.ok()??;
+    let size = blob.meta.size;
+    let stream = blob.range(0, size).ok()?;
+    crate::manifest::entry_digests_of(stream).await.ok()
 }

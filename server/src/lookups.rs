@@ -109,7 +109,7 @@ mod tests {
         let pid = db.require_project("p").await.unwrap();
         let oid = |i: u32| {
             ObjectId::from_digest(
-                crate::hashing::digest_of(HashKind::Md5, &i.to_le_bytes()),
+                lode_objio::hash::digest_of(HashKind::Md5, &i.to_le_bytes()),
                 false,
             )
         };

@@ -5,11 +5,24 @@ use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::store::ByteStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("not a valid directory manifest: {0}")]
     Invalid(String),
+    #[error("reading the manifest: {0}")]
+    Read(#[source] std::io::Error),
+}
+
+/// The entries' digests of a manifest read from a stream (parsed on a blocking thread).
+pub async fn entry_digests_of(stream: ByteStream) -> Result<Vec<[u8; 16]>, ManifestError> {
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    tokio::task::spawn_blocking(move || entry_digests(reader))
+        .await
+        .map_err(|e| ManifestError::Read(std::io::Error::other(e.to_string())))?
 }
 
 /// The entries' digests, in order. Only the 16-byte digests are kept, so even a manifest of

@@ -44,14 +44,14 @@ pub(crate) use index_conformance;
 
 fn oid(i: u32) -> ObjectId {
     ObjectId::from_digest(
-        crate::hashing::digest_of(HashKind::Md5, &i.to_le_bytes()),
+        lode_objio::hash::digest_of(HashKind::Md5, &i.to_le_bytes()),
         false,
     )
 }
 
 fn dir_oid(i: u32) -> ObjectId {
     ObjectId::from_digest(
-        crate::hashing::digest_of(HashKind::Md5, &i.to_le_bytes()),
+        lode_objio::hash::digest_of(HashKind::Md5, &i.to_le_bytes()),
         true,
     )
 }

@@ -24,10 +24,9 @@ use serde_json::json;
 use super::path::{self, ObjectPath};
 use crate::app::SharedState;
 use crate::auth::Principal;
-use crate::db::{now, ObjectRef};
 use crate::error::{ApiError, ApiResult};
-use crate::manifest;
-use crate::store::{BlobKey, Staged, StoreError};
+use crate::ingest::Ingest;
+use crate::store::{BlobKey, OpenBlob};
 
 pub async fn handle(
     State(state): State<SharedState>,
@@ -167,15 +166,15 @@ async fn download(
         tracing::error!(%key, "indexed object has no blob; run `lode-server fsck`");
         return Err(absent());
     };
-    let size = meta.size;
     let tag = etag(key);
-    let modified = httpdate::fmt_http_date(meta.modified);
-    let mut base = Response::builder()
+    let base = Response::builder()
         .header(header::ETAG, &tag)
-        .header(header::LAST_MODIFIED, &modified)
+        .header(
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(meta.modified),
+        )
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_TYPE, "application/octet-stream");
-
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(im) = header_str(header::IF_MATCH) {
         if !etag_listed(im, &tag) {
@@ -198,33 +197,11 @@ async fn download(
             .body(Body::empty())
             .map_err(|e| ApiError::internal(e.to_string()));
     }
-
     let range_applies = header_str(header::IF_RANGE).is_none_or(|ir| ir.trim() == tag);
-    let (status, start, len) = match header_str(header::RANGE).filter(|_| range_applies) {
-        None => (StatusCode::OK, 0, size),
-        Some(r) => match parse_range(r, size) {
-            RangeAnswer::Full => (StatusCode::OK, 0, size),
-            RangeAnswer::Part(a, b) => {
-                base = base.header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{size}"));
-                (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
-            }
-            RangeAnswer::Unsatisfiable => {
-                let mut r = ApiError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
-                    format!("range outside the object's {size} bytes"),
-                )
-                .into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                    r.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                return Ok(r);
-            }
-        },
+    let range = header_str(header::RANGE).filter(|_| range_applies);
+    let Some((base, part)) = answer_range(base, range, meta.size) else {
+        return Ok(unsatisfiable(meta.size));
     };
-    base = base
-        .status(status)
-        .header(header::CONTENT_LENGTH, len.to_string());
     if method == Method::HEAD {
         return base
             .body(Body::empty())
@@ -233,29 +210,8 @@ async fn download(
     let Some(blob) = blob else {
         return Err(absent());
     };
-    // A small object goes out as one buffer (headers and body in one write); a large one
-    // streams, counting bytes as they leave.
-    let body = match blob.small_range(start, len) {
-        Some(bytes) => {
-            state
-                .metrics
-                .bytes_out
-                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            Body::from(bytes)
-        }
-        None => {
-            let counter = state.clone();
-            let stream = blob.range(start, len).await?.inspect(move |r| {
-                if let Ok(b) = r {
-                    counter
-                        .metrics
-                        .bytes_out
-                        .fetch_add(b.len() as u64, Ordering::Relaxed);
-                }
-            });
-            Body::from_stream(stream)
-        }
-    };
+    let Part { status, start, len } = part;
+    let body = body_of(state, blob, start, len)?;
     state.metrics.objects_served.fetch_add(1, Ordering::Relaxed);
     state
         .audit
@@ -271,74 +227,77 @@ async fn download(
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
+/// The status, `Content-Range` and `Content-Length` of an answer to an optional `Range` of an
+/// object of `size` bytes, and the part to send; `None` when the range is outside the object.
+fn answer_range(
+    base: axum::http::response::Builder,
+    range: Option<&str>,
+    size: u64,
+) -> Option<(axum::http::response::Builder, Part)> {
+    let (base, status, start, len) = match range.map(|r| parse_range(r, size)) {
+        None | Some(RangeAnswer::Full) => (base, StatusCode::OK, 0, size),
+        Some(RangeAnswer::Part(a, b)) => (
+            base.header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{size}")),
+            StatusCode::PARTIAL_CONTENT,
+            a,
+            b - a + 1,
+        ),
+        Some(RangeAnswer::Unsatisfiable) => return None,
+    };
+    let base = base
+        .status(status)
+        .header(header::CONTENT_LENGTH, len.to_string());
+    Some((base, Part { status, start, len }))
+}
+
+/// The answer to a range outside an object of `size` bytes.
+fn unsatisfiable(size: u64) -> Response {
+    let mut r = ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "range_not_satisfiable",
+        format!("range outside the object's {size} bytes"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// What part of an object an answer sends.
+struct Part {
+    status: StatusCode,
+    start: u64,
+    len: u64,
+}
+
+/// The bytes to send: a small object as one buffer (headers and body in one write), a large
+/// one as a stream, counting bytes as they leave.
+fn body_of(state: &SharedState, blob: OpenBlob, start: u64, len: u64) -> ApiResult<Body> {
+    if let Some(bytes) = blob.small_range(start, len) {
+        state
+            .metrics
+            .bytes_out
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        return Ok(Body::from(bytes));
+    }
+    let counter = state.clone();
+    let stream = blob.range(start, len)?.inspect(move |r| {
+        if let Ok(b) = r {
+            counter
+                .metrics
+                .bytes_out
+                .fetch_add(b.len() as u64, Ordering::Relaxed);
+        }
+    });
+    Ok(Body::from_stream(stream))
+}
+
 fn truncate_secs(t: SystemTime) -> SystemTime {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()),
         Err(_) => t,
     }
-}
-
-fn failure_reason(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::HashMismatch { .. } => "hash_mismatch",
-        StoreError::TooLarge(..) => "too_large",
-        StoreError::Body(_) => "incomplete_body",
-        StoreError::NoSpace(_) => "no_space",
-        StoreError::Io { .. } => "io",
-    }
-}
-
-/// Refuses a `.dir` manifest unless the project holds every object it lists.
-async fn check_manifest(
-    state: &SharedState,
-    project: &str,
-    project_id: i64,
-    key: BlobKey,
-    staged: Staged,
-) -> ApiResult<Staged> {
-    let store = state.store.clone();
-    let (staged, digests) = tokio::task::spawn_blocking(move || {
-        let digests = store
-            .staged_reader(&staged)
-            .map_err(ApiError::from)
-            .and_then(|r| {
-                manifest::entry_digests(r).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_manifest",
-                        format!("{}: {e}", key.oid),
-                    )
-                })
-            });
-        (staged, digests)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?;
-    let digests = digests.inspect_err(|_| state.metrics.upload_failed("invalid_manifest"))?;
-    let missing = state
-        .db
-        .missing_digests(project_id, key.kind, &digests)
-        .await?;
-    if missing.is_empty() {
-        return Ok(staged);
-    }
-    state.metrics.upload_failed("manifest_entries_missing");
-    state
-        .metrics
-        .manifests_refused
-        .fetch_add(1, Ordering::Relaxed);
-    let first: Vec<String> = missing.iter().take(5).map(|o| o.to_string()).collect();
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        "missing_entries",
-        format!(
-            "directory manifest {} lists {} object(s) project '{project}' does not hold ({}{}); upload them before the manifest",
-            key.oid,
-            missing.len(),
-            first.join(", "),
-            if missing.len() > first.len() { ", ..." } else { "" }
-        ),
-    ))
 }
 
 async fn upload(
@@ -363,55 +322,17 @@ async fn upload(
             Err(e) => Err(std::io::Error::other(e)),
         })
         .boxed();
-    let refused = |e: StoreError| -> ApiError {
-        state.metrics.upload_failed(failure_reason(&e));
-        if !matches!(e, StoreError::Body(_)) {
-            tracing::warn!(%key, project, "upload refused: {e}");
-        }
-        e.into()
-    };
-    let guard = state.db.hold_for_upload(&[(key.kind, key.oid)]).await?;
-    let size = if key.oid.is_dir() {
-        let staged = state.store.stage(key, stream).await.map_err(refused)?;
-        let size = staged.size;
-        let staged = check_manifest(state, project, project_id, key, staged).await?;
-        state.store.commit(staged).await.map_err(refused)?;
-        size
-    } else {
-        state.store.put(key, stream).await.map_err(refused)?
-    };
-
-    let added = state
-        .indexer
-        .add(ObjectRef {
-            project_id,
-            kind: key.kind,
-            oid: key.oid,
-            size,
-            created_at: now(),
-        })
+    let stored = Ingest::new(state, principal, project, project_id)
+        .object(key, stream)
         .await?;
-    state.held.held(project_id, key.kind, &key.oid, size);
-    drop(guard);
-    state.metrics.objects_stored.fetch_add(1, Ordering::Relaxed);
-    state
-        .audit
-        .record(
-            principal.actor(),
-            "object.write",
-            Some(project),
-            Some(format!("{}:{}", key.kind, key.oid)),
-            Some(format!("{size} bytes")),
-        )
-        .await;
-    let status = if added {
+    let status = if stored.added {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((
         status,
-        Json(json!({"kind": key.kind, "oid": key.oid, "size": size})),
+        Json(json!({"kind": key.kind, "oid": key.oid, "size": stored.size})),
     )
         .into_response())
 }

@@ -28,10 +28,9 @@ use tokio::sync::mpsc;
 
 use super::Caller;
 use crate::app::SharedState;
-use crate::db::{now, ObjectRef};
 use crate::error::{ApiError, ApiResult};
-use crate::manifest;
-use crate::store::{BlobKey, SmallRead, Staged, StoreError};
+use crate::ingest::Ingest;
+use crate::store::{BlobKey, SmallRead, StoreError};
 
 /// Objects up to this size are held in memory and staged in batches; larger ones stream.
 const SMALL: u64 = 1 << 20;
@@ -105,103 +104,18 @@ struct Batch {
     bytes: usize,
 }
 
-struct Upload {
-    state: SharedState,
-    project_id: i64,
+struct Upload<'a> {
+    ingest: Ingest<'a>,
     kind: HashKind,
     totals: PackUploadResponse,
 }
 
-impl Upload {
-    /// Verifies, stores and indexes a batch. Objects before a bad one are kept; the bad one's
-    /// error is returned after they are.
+impl Upload<'_> {
+    /// Stores and indexes a batch (see [`Ingest::batch`]).
     async fn flush(&mut self, batch: &mut Batch) -> ApiResult<()> {
-        if batch.items.is_empty() {
-            return Ok(());
-        }
         let items = std::mem::take(&mut batch.items);
         batch.bytes = 0;
-        let state = self.state.clone();
-        let blobs: Vec<_> = items.iter().map(|(key, _)| (key.kind, key.oid)).collect();
-        let _guard = state.db.hold_for_upload(&blobs).await?;
-        let store = self.state.store.clone();
-        let (staged, failure) = tokio::task::spawn_blocking(move || {
-            let mut staged: Vec<Staged> = Vec::with_capacity(items.len());
-            for (key, data) in &items {
-                match store.stage_small_blocking(*key, data) {
-                    Ok(s) => staged.push(s),
-                    Err(e) => return (staged, Some(e)),
-                }
-            }
-            (staged, None)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        let refs: Vec<ObjectRef> = staged
-            .iter()
-            .map(|s| ObjectRef {
-                project_id: self.project_id,
-                kind: s.key.kind,
-                oid: s.key.oid,
-                size: s.size,
-                created_at: now(),
-            })
-            .collect();
-        let store = self.state.store.clone();
-        tokio::task::spawn_blocking(move || store.commit_many_blocking(staged))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
-        self.index(refs).await?;
-        match failure {
-            Some(e) => {
-                self.state.metrics.upload_failed(reason(&e));
-                Err(e.into())
-            }
-            None => Ok(()),
-        }
-    }
-
-    async fn index(&mut self, refs: Vec<ObjectRef>) -> ApiResult<()> {
-        let n = refs.len() as u64;
-        let bytes: u64 = refs.iter().map(|r| r.size).sum();
-        let added = self.state.db.add_objects(&refs).await?;
-        for r in &refs {
-            self.state.held.held(r.project_id, r.kind, &r.oid, r.size);
-        }
-        self.totals.stored += added;
-        self.totals.existing += n - added;
-        self.totals.bytes += bytes;
-        self.state
-            .metrics
-            .objects_stored
-            .fetch_add(n, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// The `.dir` rule of single uploads: every listed entry must already be held.
-    async fn check_manifest(&self, oid: &ObjectId, digests: &[[u8; 16]]) -> ApiResult<()> {
-        let missing = self
-            .state
-            .db
-            .missing_digests(self.project_id, self.kind, digests)
-            .await?;
-        if missing.is_empty() {
-            return Ok(());
-        }
-        self.state.metrics.upload_failed("manifest_entries_missing");
-        self.state
-            .metrics
-            .manifests_refused
-            .fetch_add(1, Ordering::Relaxed);
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "missing_entries",
-            format!(
-                "directory manifest {oid} lists {} object(s) the project does not hold (first: {}); upload them before the manifest",
-                missing.len(),
-                missing[0]
-            ),
-        ))
+        self.ingest.batch(items, &mut self.totals).await
     }
 
     /// Streams one large object straight into the store.
@@ -211,81 +125,41 @@ impl Upload {
             rx.recv().await.map(|item| (item, rx))
         })
         .boxed();
-        let state = self.state.clone();
-        let _guard = state.db.hold_for_upload(&[(key.kind, key.oid)]).await?;
-        let store = self.state.store.clone();
-        let staging = tokio::spawn(async move { store.stage(key, stream).await });
-        let mut left = len;
-        let mut ended_early = false;
-        while left > 0 {
-            if reader.buf.is_empty() && !reader.fill(1).await? {
-                ended_early = true;
-                break;
+        // The object's bytes go to the store as they come off the request; a pack that ends or
+        // fails inside the object ends the object's body with an error, so nothing is kept.
+        let feed = async move {
+            let mut left = len;
+            while left > 0 {
+                let filled = match reader.buf.is_empty() {
+                    true => reader.fill(1).await,
+                    false => Ok(true),
+                };
+                let failed = match filled {
+                    Ok(true) => None,
+                    Ok(false) => Some(truncated()),
+                    Err(e) => Some(e.into()),
+                };
+                if let Some(e) = failed {
+                    let ended = std::io::Error::other("pack ended inside an object");
+                    let _ = tx.send(Err(ended)).await;
+                    return Err(e);
+                }
+                let take = (reader.buf.len() as u64).min(left) as usize;
+                let piece = reader.buf.split_to(take).freeze();
+                left -= take as u64;
+                if tx.send(Ok(piece)).await.is_err() {
+                    break;
+                }
             }
-            let take = (reader.buf.len() as u64).min(left) as usize;
-            let piece = reader.buf.split_to(take).freeze();
-            left -= take as u64;
-            if tx.send(Ok(piece)).await.is_err() {
-                break;
-            }
-        }
-        if ended_early {
-            let _ = tx
-                .send(Err(std::io::Error::other("pack ended inside an object")))
-                .await;
-        }
-        drop(tx);
-        let staged = staging
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        if ended_early {
-            return Err(truncated());
-        }
-        let staged = staged.inspect_err(|e| self.state.metrics.upload_failed(reason(e)))?;
-        if key.oid.is_dir() {
-            let store = self.state.store.clone();
-            let (staged, digests) = tokio::task::spawn_blocking(move || {
-                let d = store
-                    .staged_reader(&staged)
-                    .map_err(ApiError::from)
-                    .and_then(|r| {
-                        manifest::entry_digests(r).map_err(|e| invalid_manifest(&key.oid, e))
-                    });
-                (staged, d)
-            })
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-            self.check_manifest(&key.oid, &digests?).await?;
-            self.state.store.commit(staged).await?;
-        } else {
-            self.state.store.commit(staged).await?;
-        }
-        self.index(vec![ObjectRef {
-            project_id: self.project_id,
-            kind: key.kind,
-            oid: key.oid,
-            size: len,
-            created_at: now(),
-        }])
-        .await
-    }
-}
-
-fn invalid_manifest(oid: &ObjectId, e: manifest::ManifestError) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_manifest",
-        format!("{oid}: {e}"),
-    )
-}
-
-fn reason(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::HashMismatch { .. } => "hash_mismatch",
-        StoreError::TooLarge(..) => "too_large",
-        StoreError::Body(_) => "incomplete_body",
-        StoreError::NoSpace(_) => "no_space",
-        StoreError::Io { .. } => "io",
+            Ok(())
+        };
+        let (fed, stored) = futures::join!(feed, self.ingest.store(key, stream));
+        fed?;
+        let stored = stored?;
+        self.totals.stored += u64::from(stored.added);
+        self.totals.existing += u64::from(!stored.added);
+        self.totals.bytes += stored.size;
+        Ok(())
     }
 }
 
@@ -305,33 +179,25 @@ async fn upload(
         received: 0,
     };
     let mut up = Upload {
-        state: state.clone(),
-        project_id,
+        ingest: Ingest::new(&state, &principal, &project, project_id),
         kind: q.kind,
         totals: PackUploadResponse::default(),
     };
-    let result = receive(&mut up, &mut reader).await;
+    let result = receive(&mut up, &mut reader, state.config.max_object_size).await;
     state
         .metrics
         .bytes_in
         .fetch_add(reader.received, Ordering::Relaxed);
     let t = &up.totals;
     if t.stored + t.existing > 0 {
-        state
-            .audit
-            .record(
-                principal.actor(),
+        up.ingest
+            .audit(
                 "pack.write",
-                Some(&project),
-                Some(format!(
-                    "{} objects of kind {}",
-                    t.stored + t.existing,
-                    q.kind
-                )),
-                Some(format!(
+                format!("{} objects of kind {}", t.stored + t.existing, q.kind),
+                format!(
                     "{} new, {} existing, {} bytes",
                     t.stored, t.existing, t.bytes
-                )),
+                ),
             )
             .await;
     }
@@ -339,12 +205,11 @@ async fn upload(
     Ok(Json(up.totals))
 }
 
-async fn receive(up: &mut Upload, reader: &mut BodyReader) -> ApiResult<()> {
+async fn receive(up: &mut Upload<'_>, reader: &mut BodyReader, max: u64) -> ApiResult<()> {
     let magic = reader.exact(MAGIC.len()).await?.ok_or_else(truncated)?;
     let mut m = [0u8; 8];
     m.copy_from_slice(&magic);
     check_magic(&m).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let max = up.state.config.max_object_size;
     let mut batch = Batch::default();
     loop {
         let Some(h) = reader.exact(FRAME_HEADER_LEN).await? else {
@@ -381,11 +246,7 @@ async fn receive(up: &mut Upload, reader: &mut BodyReader) -> ApiResult<()> {
         if oid.is_dir() {
             // Entries earlier in this pack count, so they must be indexed before the check.
             up.flush(&mut batch).await?;
-            let digests = manifest::entry_digests(&data[..]).map_err(|e| {
-                up.state.metrics.upload_failed("invalid_manifest");
-                invalid_manifest(&oid, e)
-            })?;
-            up.check_manifest(&oid, &digests).await?;
+            up.ingest.check_manifest_bytes(key, &data).await?;
         }
         batch.bytes += data.len();
         batch.items.push((key, data));
@@ -460,115 +321,123 @@ async fn produce(
     oids: Vec<ObjectId>,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
-    let mut out = BytesMut::with_capacity(SEND_AT * 2);
-    out.extend_from_slice(MAGIC);
-    let mut sent: u64 = 0;
-    for group in oids.chunks(READ_GROUP) {
-        let store = state.store.clone();
-        let keys: Vec<BlobKey> = group
-            .iter()
-            .map(|oid| BlobKey { kind, oid: *oid })
-            .collect();
-        let read = tokio::task::spawn_blocking(move || {
-            keys.iter()
-                .map(|k| (*k, store.read_small_blocking(*k, SMALL)))
-                .collect::<Vec<_>>()
-        })
-        .await;
-        let Ok(read) = read else {
-            let _ = tx
-                .send(Err(std::io::Error::other("read task failed")))
-                .await;
-            return;
-        };
-        for (key, r) in read {
-            let fail = |msg: String| std::io::Error::other(msg);
-            match r {
-                Ok(Some(SmallRead::Bytes(b))) => {
-                    out.extend_from_slice(
-                        &Frame::Object {
-                            oid: key.oid,
-                            len: b.len() as u64,
-                        }
-                        .encode(),
-                    );
-                    out.extend_from_slice(&b);
-                }
-                Ok(Some(SmallRead::TooLarge(size))) => {
-                    out.extend_from_slice(
-                        &Frame::Object {
-                            oid: key.oid,
-                            len: size,
-                        }
-                        .encode(),
-                    );
-                    sent += out.len() as u64;
-                    if tx.send(Ok(out.split().freeze())).await.is_err() {
-                        return;
-                    }
-                    let opened = match state.store.open(key).await {
-                        Ok(Some(blob)) => blob.range(0, size).await,
-                        Ok(None) => {
-                            let _ = tx.send(Err(fail(format!("{key} vanished")))).await;
-                            return;
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(fail(e.to_string()))).await;
-                            return;
-                        }
-                    };
-                    let mut stream = match opened {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = tx.send(Err(fail(e.to_string()))).await;
-                            return;
-                        }
-                    };
-                    let mut got = 0u64;
-                    while let Some(piece) = stream.next().await {
-                        match piece {
-                            Ok(p) => {
-                                got += p.len() as u64;
-                                sent += p.len() as u64;
-                                if tx.send(Ok(p)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                let _ = tx.send(Err(e)).await;
-                                return;
-                            }
-                        }
-                    }
-                    if got != size {
-                        let _ = tx.send(Err(fail(format!("{key} changed size")))).await;
-                        return;
-                    }
-                }
-                Ok(None) => {
-                    tracing::error!(%key, "indexed object has no blob; run `lode-server fsck`");
-                    let _ = tx.send(Err(fail(format!("{key} has no blob")))).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(fail(e.to_string()))).await;
-                    return;
-                }
-            }
-            if out.len() >= SEND_AT {
-                sent += out.len() as u64;
-                if tx.send(Ok(out.split().freeze())).await.is_err() {
-                    return;
-                }
-            }
+    let mut answer = Answer {
+        tx,
+        out: BytesMut::with_capacity(SEND_AT * 2),
+        sent: 0,
+    };
+    match answer.write(&state, kind, &oids).await {
+        Ok(()) => {
+            state
+                .metrics
+                .bytes_out
+                .fetch_add(answer.sent, Ordering::Relaxed);
         }
-        state
-            .metrics
-            .objects_served
-            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        Err(Stop::Failed(e)) => {
+            let _ = answer.tx.send(Err(e)).await;
+        }
+        Err(Stop::Gone) => {}
     }
-    out.extend_from_slice(&Frame::End.encode());
-    sent += out.len() as u64;
-    let _ = tx.send(Ok(out.freeze())).await;
-    state.metrics.bytes_out.fetch_add(sent, Ordering::Relaxed);
+}
+
+/// A pack answer being written: frames gathered into pieces, sent once they are large enough.
+struct Answer {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    out: BytesMut,
+    /// Bytes handed to the connection.
+    sent: u64,
+}
+
+/// Why an answer ends early.
+enum Stop {
+    /// The client went away.
+    Gone,
+    /// A failure, passed on as the stream's error.
+    Failed(std::io::Error),
+}
+
+fn failed(msg: impl ToString) -> Stop {
+    Stop::Failed(std::io::Error::other(msg.to_string()))
+}
+
+impl Answer {
+    async fn write(
+        &mut self,
+        state: &SharedState,
+        kind: HashKind,
+        oids: &[ObjectId],
+    ) -> Result<(), Stop> {
+        self.out.extend_from_slice(MAGIC);
+        for group in oids.chunks(READ_GROUP) {
+            let keys: Vec<BlobKey> = group
+                .iter()
+                .map(|oid| BlobKey { kind, oid: *oid })
+                .collect();
+            let read = state
+                .store
+                .read_small(keys.clone(), SMALL)
+                .await
+                .map_err(failed)?;
+            for (key, r) in keys.into_iter().zip(read) {
+                match r.map_err(failed)? {
+                    Some(SmallRead::Bytes(b)) => {
+                        self.frame(key, b.len() as u64);
+                        self.out.extend_from_slice(&b);
+                    }
+                    Some(SmallRead::TooLarge(size)) => self.large(state, key, size).await?,
+                    None => {
+                        tracing::error!(%key, "indexed object has no blob; run `lode-server fsck`");
+                        return Err(failed(format!("{key} has no blob")));
+                    }
+                }
+                if self.out.len() >= SEND_AT {
+                    self.flush().await?;
+                }
+            }
+            state
+                .metrics
+                .objects_served
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
+        }
+        self.out.extend_from_slice(&Frame::End.encode());
+        // The client has the whole pack once this is sent; it may hang up right after.
+        let _ = self.flush().await;
+        Ok(())
+    }
+
+    fn frame(&mut self, key: BlobKey, len: u64) {
+        self.out
+            .extend_from_slice(&Frame::Object { oid: key.oid, len }.encode());
+    }
+
+    async fn flush(&mut self) -> Result<(), Stop> {
+        let piece = self.out.split().freeze();
+        self.send(piece).await
+    }
+
+    async fn send(&mut self, piece: Bytes) -> Result<(), Stop> {
+        self.sent += piece.len() as u64;
+        self.tx.send(Ok(piece)).await.map_err(|_| Stop::Gone)
+    }
+
+    /// A large object, streamed from the store after its frame header.
+    async fn large(&mut self, state: &SharedState, key: BlobKey, size: u64) -> Result<(), Stop> {
+        self.frame(key, size);
+        self.flush().await?;
+        let blob = match state.store.open(key).await.map_err(failed)? {
+            Some(blob) => blob,
+            None => return Err(failed(format!("{key} vanished"))),
+        };
+        let mut stream = blob.range(0, size).map_err(failed)?;
+        let mut got = 0u64;
+        while let Some(piece) = stream.next().await {
+            let piece = piece.map_err(Stop::Failed)?;
+            got += piece.len() as u64;
+            self.send(piece).await?;
+        }
+        if got != size {
+            return Err(failed(format!("{key} changed size")));
+        }
+        Ok(())
+    }
 }

@@ -2,23 +2,35 @@
 //! project; which project may see which blob is the index's business, not the store's.
 //!
 //! Writing is two-phase so callers can inspect an upload before it becomes visible: `stage` takes
-//! the whole body, hashes it and refuses it unless the hash matches the name; `commit` then makes
-//! it visible atomically. Dropping a `Staged` without committing discards it.
+//! the whole body and refuses it unless it hashes to the key's name (see [`verify`], the same for
+//! every backend); `commit` then makes it visible atomically. Dropping a [`Staged`] without
+//! committing discards it. A backend only receives bytes ([`BlobStore::receive`] and the like)
+//! into handles of its own (a temp file, a multipart upload) and puts them in place on commit.
 
 mod fs;
+pub mod verify;
 
 pub use fs::FsStore;
+pub use verify::Staged;
 
+use std::any::Any;
 use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::FutureExt;
 use lode_proto::{HashKind, ObjectId};
 
 /// A stream of body bytes; errors are the client's (a broken connection, a body timeout).
 pub type ByteStream = BoxStream<'static, Result<Bytes, io::Error>>;
+
+/// Part of a body on its way into a store: the frames as received, shared by the hasher and the
+/// backend's writer without copying.
+pub type Piece = Arc<Vec<Bytes>>;
 
 /// The identity of a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,23 +54,39 @@ pub struct BlobMeta {
 /// An opened blob: its metadata now, its bytes on demand.
 pub struct OpenBlob {
     pub meta: BlobMeta,
-    pub(crate) body: OpenBody,
+    body: OpenBody,
 }
 
-pub(crate) enum OpenBody {
+enum OpenBody {
     /// Small blobs are read whole when opened.
     Whole(Bytes),
-    File(std::fs::File),
+    /// Larger ones are read by the backend when asked for.
+    Reader(Box<dyn BlobReader>),
 }
 
-/// Read size when streaming large blobs.
-const READ_BUF: usize = 1 << 20;
-/// Reads a large blob's reader keeps ahead of the network.
-const READ_QUEUE: usize = 4;
-/// How far ahead of the reader the kernel is asked to fetch a large blob from the disk.
-const READ_AHEAD: u64 = 16 << 20;
+/// How a backend reads a large blob it opened.
+pub trait BlobReader: Send {
+    /// `len` bytes from `offset` (the caller keeps the range inside the blob).
+    fn range(self: Box<Self>, offset: u64, len: u64) -> StoreResult<ByteStream>;
+}
 
 impl OpenBlob {
+    /// A blob read whole when it was opened.
+    pub fn whole(meta: BlobMeta, bytes: Bytes) -> OpenBlob {
+        OpenBlob {
+            meta,
+            body: OpenBody::Whole(bytes),
+        }
+    }
+
+    /// A blob the backend reads on demand.
+    pub fn reader(meta: BlobMeta, reader: Box<dyn BlobReader>) -> OpenBlob {
+        OpenBlob {
+            meta,
+            body: OpenBody::Reader(reader),
+        }
+    }
+
     /// The range as one buffer when the blob was small enough to be read whole.
     pub fn small_range(&self, offset: u64, len: u64) -> Option<Bytes> {
         match &self.body {
@@ -69,12 +97,12 @@ impl OpenBlob {
                     .min(b.len());
                 Some(b.slice(start..end))
             }
-            OpenBody::File(_) => None,
+            OpenBody::Reader(_) => None,
         }
     }
 
     /// `len` bytes from `offset` (the caller keeps the range inside the blob).
-    pub async fn range(self, offset: u64, len: u64) -> StoreResult<ByteStream> {
+    pub fn range(self, offset: u64, len: u64) -> StoreResult<ByteStream> {
         use futures::StreamExt;
         match self.body {
             OpenBody::Whole(b) => {
@@ -85,103 +113,88 @@ impl OpenBlob {
                 let part = b.slice(start..end);
                 Ok(futures::stream::once(async move { Ok(part) }).boxed())
             }
-            OpenBody::File(f) => {
-                // One blocking thread reads for the whole transfer, rather than a trip to the
-                // blocking pool per read, and keeps the disk busy ahead of it: a large blob
-                // often is not in the page cache (large uploads are written around it), and
-                // the kernel's own read-ahead is too shallow for a virtual disk's latency.
-                // Its own thread, not one of the blocking pool's: a slow client keeps it for
-                // the whole transfer, and must not starve uploads of pool threads.
-                let (tx, rx) = tokio::sync::mpsc::channel(READ_QUEUE);
-                std::thread::Builder::new()
-                    .name("lode-read".into())
-                    .spawn(move || read_range(f, offset, len, tx))
-                    .map_err(|e| StoreError::io("starting a reader thread", e))?;
-                Ok(receiver_stream(rx))
-            }
+            OpenBody::Reader(r) => r.range(offset, len),
         }
     }
 }
 
-fn receiver_stream(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, io::Error>>) -> ByteStream {
-    use futures::StreamExt;
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+/// Bytes a backend received for a key, not yet checked against its name. The handle is the
+/// backend's own; dropping it discards the bytes.
+pub struct Received {
+    key: BlobKey,
+    size: u64,
+    handle: Box<dyn Any + Send + Sync>,
 }
 
-/// Sends `len` bytes of `f` from `offset` in pieces, until done, an error, or the receiver
-/// hangs up.
-fn read_range(
-    f: std::fs::File,
-    offset: u64,
-    len: u64,
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
-) {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::FileExt;
-    let end = offset.saturating_add(len);
-    let mut pos = offset;
-    let mut fetched_to = offset;
-    while pos < end {
-        if fetched_to < end && fetched_to < pos + READ_AHEAD / 2 {
-            let from = fetched_to.max(pos);
-            let upto = (pos + READ_AHEAD).min(end);
-            if let (Ok(a), Ok(n)) = (i64::try_from(from), i64::try_from(upto - from)) {
-                // SAFETY: a hint on a descriptor `f` keeps open; errors only lose the hint.
-                unsafe {
-                    libc::posix_fadvise(f.as_raw_fd(), a, n, libc::POSIX_FADV_WILLNEED);
-                }
-            }
-            fetched_to = upto;
+impl Received {
+    pub fn new(key: BlobKey, size: u64, handle: impl Any + Send + Sync) -> Received {
+        Received {
+            key,
+            size,
+            handle: Box::new(handle),
         }
-        let want = usize::try_from((end - pos).min(READ_BUF as u64)).unwrap_or(READ_BUF);
-        let mut buf = bytes::BytesMut::zeroed(want);
-        let got = loop {
-            match f.read_at(&mut buf, pos) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        let piece = match got {
-            // The blob is shorter than the range asked for; the caller kept the range inside
-            // the blob's size, so this is the end.
-            Ok(0) => return,
-            Ok(n) => {
-                buf.truncate(n);
-                pos += n as u64;
-                Ok(buf.freeze())
-            }
-            Err(e) => Err(e),
-        };
-        let failed = piece.is_err();
-        if tx.blocking_send(piece).is_err() || failed {
-            return;
+    }
+
+    pub fn key(&self) -> BlobKey {
+        self.key
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The backend's handle, when it is of type `T`.
+    pub fn handle<T: Any>(&self) -> StoreResult<&T> {
+        self.handle.downcast_ref().ok_or_else(|| foreign(self.key))
+    }
+
+    /// The key, the size and the backend's handle, when it is of type `T`.
+    pub fn into_handle<T: Any>(self) -> StoreResult<(BlobKey, u64, T)> {
+        let (key, size) = (self.key, self.size);
+        match self.handle.downcast::<T>() {
+            Ok(h) => Ok((key, size, *h)),
+            Err(_) => Err(foreign(key)),
         }
     }
 }
 
-/// A fully received upload whose hash matched, not yet visible.
-pub struct Staged {
-    pub key: BlobKey,
-    pub size: u64,
-    pub(crate) inner: StagedInner,
+fn foreign(key: BlobKey) -> StoreError {
+    StoreError::io(
+        format!("committing {key}"),
+        io::Error::other("the upload was received by another store"),
+    )
 }
 
-pub(crate) enum StagedInner {
-    /// New bytes waiting in a temporary file, discarded if dropped.
-    Temp(fs::TempBlob),
-    /// The blob already existed; the body was hashed and matched, nothing was written.
-    Existing,
+/// Where a backend receives one new blob's bytes, piece by piece.
+pub trait BlobSink: Send {
+    /// Takes the next piece. An error means the sink stopped taking bytes; [`BlobSink::finish`]
+    /// then tells why.
+    fn write(&mut self, piece: Piece) -> BoxFuture<'_, StoreResult<()>>;
+    /// Every byte was given: what was received.
+    fn finish(self: Box<Self>) -> BoxFuture<'static, StoreResult<Received>>;
 }
 
 /// A blob found on the backend by a listing.
 #[derive(Debug, Clone)]
 pub struct ListedBlob {
     pub kind: HashKind,
-    /// The file name as found (may not be a valid object id).
+    /// The name as found (may not be a valid object id).
     pub name: String,
     pub oid: Option<ObjectId>,
     pub size: u64,
 }
+
+/// What [`BlobStore::read_small`] found of one blob.
+pub enum SmallRead {
+    Bytes(Bytes),
+    TooLarge(u64),
+}
+
+/// What [`BlobStore::read_small`] found, in the keys' order; `None` where a blob is absent.
+pub type SmallReads = Vec<StoreResult<Option<SmallRead>>>;
+
+/// Received bodies in order up to the first failure, and that failure.
+pub type BatchOutcome<T> = (Vec<T>, Option<StoreError>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -212,45 +225,91 @@ impl StoreError {
             source,
         }
     }
+
+    pub(crate) fn join(e: tokio::task::JoinError) -> StoreError {
+        StoreError::io("blocking task failed", io::Error::other(e.to_string()))
+    }
+
+    /// The reason label of a refused upload, for `lode_upload_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StoreError::HashMismatch { .. } => "hash_mismatch",
+            StoreError::TooLarge(..) => "too_large",
+            StoreError::Body(_) => "incomplete_body",
+            StoreError::NoSpace(_) => "no_space",
+            StoreError::Io { .. } => "io",
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A blob backend. Every data-path method is async: a backend that blocks (the filesystem one)
+/// moves that work to threads of its own choosing. The verified writes (`stage`, `stage_batch`,
+/// `put`) are provided, the same for every backend.
 pub trait BlobStore: Send + Sync + 'static {
-    /// Receives a body for `key`, verifying it hashes to the key's name.
-    fn stage(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<Staged>>;
-    /// Reads a staged upload's bytes (blocking; call from a blocking thread).
-    fn staged_reader(&self, staged: &Staged) -> StoreResult<Box<dyn io::Read + Send>>;
+    /// The largest object the store takes, in bytes.
+    fn max_object_size(&self) -> u64;
+    /// Starts receiving a new blob's bytes. They are not checked here: use [`BlobStore::stage`].
+    fn receive(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Box<dyn BlobSink>>>;
+    /// Receives a whole body held in memory, to be committed on its own.
+    fn receive_bytes(&self, key: BlobKey, data: Bytes) -> BoxFuture<'_, StoreResult<Received>>;
+    /// Receives many small bodies held in memory, to be committed together by
+    /// [`BlobStore::commit_many`]; stops at the first failure.
+    fn receive_batch(&self, items: Vec<(BlobKey, Bytes)>) -> BoxFuture<'_, BatchOutcome<Received>>;
+    /// A staged upload's bytes from the start (a `.dir` manifest is read before its commit).
+    fn read_staged(&self, staged: &Staged) -> BoxFuture<'_, StoreResult<ByteStream>>;
     /// Makes a staged upload visible under its key, atomically and durably.
     fn commit(&self, staged: Staged) -> BoxFuture<'_, StoreResult<()>>;
-    /// `stage` then `commit`, for uploads nobody needs to inspect; returns the size.
-    fn put(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<u64>>;
+    /// Makes staged uploads visible, made durable together rather than one by one.
+    fn commit_many(&self, staged: Vec<Staged>) -> BoxFuture<'_, StoreResult<()>>;
     fn stat(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<BlobMeta>>>;
     /// Opens a blob for reading; `None` when it does not exist.
     fn open(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<Option<OpenBlob>>>;
+    /// Blobs' bytes when at most `limit` long, else only their size (bulk downloads of small
+    /// objects).
+    fn read_small(&self, keys: Vec<BlobKey>, limit: u64) -> BoxFuture<'_, StoreResult<SmallReads>>;
     /// Removes a blob; false if it was not there.
     fn delete(&self, key: BlobKey) -> BoxFuture<'_, StoreResult<bool>>;
     /// Proves the backend is writable.
     fn check_ready(&self) -> BoxFuture<'_, StoreResult<()>>;
-    /// Every blob of a kind (blocking; for fsck and garbage collection).
-    fn list_blocking(&self, kind: HashKind) -> StoreResult<Vec<ListedBlob>>;
-    /// Recomputes a blob's hash (blocking); `None` when it does not exist.
-    fn hash_blocking(&self, key: BlobKey) -> StoreResult<Option<[u8; 16]>>;
-    /// Moves a blob, or a listed stray file, out of the way for inspection (blocking).
-    fn quarantine_blocking(&self, kind: HashKind, name: &str) -> StoreResult<bool>;
-    /// Verifies a small body held in memory like [`BlobStore::stage`], but leaves the temp file
-    /// unflushed: bulk uploads make a whole batch durable at once in
-    /// [`BlobStore::commit_many_blocking`], since an fsync per tiny object would dominate.
-    fn stage_small_blocking(&self, key: BlobKey, data: &[u8]) -> StoreResult<Staged>;
-    /// Makes a batch of staged uploads durable with one flush, then visible in order (blocking).
-    fn commit_many_blocking(&self, staged: Vec<Staged>) -> StoreResult<()>;
-    /// A blob's bytes when it is at most `limit` long, else only its size; `None` when absent
-    /// (blocking; for bulk downloads of small objects).
-    fn read_small_blocking(&self, key: BlobKey, limit: u64) -> StoreResult<Option<SmallRead>>;
+    /// Every blob of a kind (for fsck and garbage collection).
+    fn list(&self, kind: HashKind) -> BoxFuture<'_, StoreResult<Vec<ListedBlob>>>;
+
+    /// Receives a body for `key`, refusing it unless it hashes to the key's name.
+    fn stage(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<Staged>> {
+        verify::stage(self, key, body).boxed()
+    }
+
+    /// Checks and receives small bodies held in memory, for one [`BlobStore::commit_many`]:
+    /// those before the first refused or failed one, and that failure.
+    fn stage_batch(&self, items: Vec<(BlobKey, Bytes)>) -> BoxFuture<'_, BatchOutcome<Staged>> {
+        verify::stage_batch(self, items).boxed()
+    }
+
+    /// `stage` then `commit`, for uploads nobody needs to inspect; returns the size.
+    fn put(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<u64>> {
+        async move {
+            let staged = self.stage(key, body).await?;
+            let size = staged.size();
+            self.commit(staged).await?;
+            Ok(size)
+        }
+        .boxed()
+    }
 }
 
-/// What [`BlobStore::read_small_blocking`] found.
-pub enum SmallRead {
-    Bytes(Bytes),
-    TooLarge(u64),
+/// Upkeep of the filesystem store: its paths, the unfinished uploads a crash leaves in `tmp/`,
+/// and `quarantine/`. Blocking; for start-up and `fsck`, while no server uses the data folder.
+pub trait FsMaintenance {
+    /// Where a blob's file is (whether or not it exists).
+    fn blob_path(&self, key: BlobKey) -> PathBuf;
+    /// The folder of uploads in flight.
+    fn tmp_dir(&self) -> &Path;
+    /// Deletes uploads left behind by a crash; how many. Only safe when no server is running
+    /// on this data folder (the caller holds the data folder lock).
+    fn clean_tmp(&self) -> StoreResult<usize>;
+    /// Moves a blob, or a listed stray file, out of the way for inspection; false when it was
+    /// not there.
+    fn quarantine(&self, kind: HashKind, name: &str) -> StoreResult<bool>;
 }

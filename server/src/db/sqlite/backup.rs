@@ -35,7 +35,7 @@ mod tests {
         let (ix, _dir) = temp_index().await;
         ix.create_project("ml").await.unwrap();
         let pid = ix.require_project("ml").await.unwrap();
-        let oid = ObjectId::from_digest(crate::hashing::digest_of(HashKind::Md5, b"x"), false);
+        let oid = ObjectId::from_digest(lode_objio::hash::digest_of(HashKind::Md5, b"x"), false);
         ix.add_objects(&[ObjectRef {
             project_id: pid,
             kind: HashKind::Md5,
