@@ -31,12 +31,19 @@ WORKLOADS = {
     "big": (1, 1, 1 << 30, 1 << 30),
     "many": (10_000, 100, 1 << 10, 64 << 10),
     "tiny": (100_000, 1_000, 100, 100),
+    # The many workload's files, as the outputs of a DVC pipeline (see PIPELINE_STAGES).
+    "pipeline": (10_000, 100, 1 << 10, 64 << 10),
 }
 SMALL_WORKLOADS = {
     "big": (1, 1, 64 << 20, 64 << 20),
     "many": (500, 10, 1 << 10, 64 << 10),
     "tiny": (2_000, 20, 100, 100),
+    "pipeline": (500, 10, 1 << 10, 64 << 10),
 }
+# The pipeline workload: this many stages in one dvc.yaml, each copying its share of the files
+# (a directory dependency under src/) to a directory output under data/.
+PIPELINE_STAGES = 200
+SMALL_PIPELINE_STAGES = 20
 OPERATIONS = [
     "add",
     "status",
@@ -257,8 +264,37 @@ class Bench:
         # DVC keeps its hash and link databases in a site cache; keep it inside the repo's
         # folder so that "cold" really starts cold and runs do not share state.
         sh([self.dvc, "config", "--local", "core.site_cache_dir", str(repo / ".site-cache")], repo, self.env)
-        sh(["cp", "-r", str(source / "data"), str(repo / "data")], repo, self.env)
+        if workload == "pipeline":
+            self.pipeline_repo(repo, source)
+        else:
+            sh(["cp", "-r", str(source / "data"), str(repo / "data")], repo, self.env)
         return repo
+
+    def pipeline_repo(self, repo: Path, source: Path) -> None:
+        """Lays the files out as PIPELINE_STAGES inputs under src/, writes a dvc.yaml whose
+        stages copy each to a directory output under data/, and has DVC reproduce it (which
+        fills data/, dvc.lock and the cache). The outputs are exactly the generated files."""
+        stages = SMALL_PIPELINE_STAGES if self.args.small else PIPELINE_STAGES
+        files = sorted(p for p in (source / "data").rglob("*") if p.is_file())
+        src = repo / "src"
+        for k in range(stages):
+            part = src / f"s{k:03d}"
+            part.mkdir(parents=True)
+            for f in files[k * len(files) // stages : (k + 1) * len(files) // stages]:
+                shutil.copyfile(f, part / f.name)
+        lines = ["stages:"]
+        for k in range(stages):
+            name = f"s{k:03d}"
+            lines += [
+                f"  copy-{name}:",
+                f"    cmd: mkdir -p data && cp -r src/{name} data/{name}",
+                "    deps:",
+                f"    - src/{name}",
+                "    outs:",
+                f"    - data/{name}",
+            ]
+        (repo / "dvc.yaml").write_text("\n".join(lines) + "\n")
+        sh([self.dvc, "repro", "-q"], repo, self.env)
 
     def discard(self, path: Path) -> None:
         """Moves a folder the next measurement must not find into the trash, emptied at the end.
@@ -375,9 +411,11 @@ class Bench:
         print(f"  {key[2]:5} {key[1]:13} {secs:8.3f} s  {rss / 1024:7.1f} MiB", flush=True)
 
     def run_workload(self, workload: str, spec: tuple[int, int, int, int]) -> None:
-        source = self.work / "data" / workload
+        # The pipeline's outputs are the many workload's files.
+        data_name = "many" if workload == "pipeline" else workload
+        source = self.work / "data" / data_name
         print(f"== {workload}: generating {spec[0]} files (seed {self.args.seed})", flush=True)
-        generate(workload, spec, self.args.seed, source)
+        generate(data_name, spec, self.args.seed, source)
         ops = self.args.ops
         runs = self.runs(workload)
         tools = self.args.tools
@@ -385,7 +423,8 @@ class Bench:
         # The local operations alternate between the tools run by run, so that both meet the
         # same machine load (other builds, writeback) instead of one tool's runs all coming first.
         md5_times: list[float] = []
-        if "add" in ops:
+        # A pipeline's data is tracked by `dvc repro` when the repository is made.
+        if "add" in ops and workload != "pipeline":
             for _ in range(runs):
                 for tool in tools:
                     self.reset_tracking(repos[tool])
@@ -401,7 +440,7 @@ class Bench:
             self.references.append((workload, "md5sum big.bin (page cache, between the adds)", med))
             print(f"  ref   {'md5sum big.bin between the adds':40} {med:8.3f} s", flush=True)
         for tool in tools:
-            if not (repos[tool] / "data.dvc").exists():
+            if workload != "pipeline" and not (repos[tool] / "data.dvc").exists():
                 sh([self.tool_cmd(tool), "add", "-q", "data"], repos[tool], self.env)
         if "status" in ops:
             for tool in tools:
@@ -585,7 +624,9 @@ def cell(m: Measure | None) -> tuple[str, str]:
 def main() -> int:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     p.add_argument("--small", action="store_true", help="small variants that finish in about a minute")
-    p.add_argument("--workloads", default="big,many,tiny", help="comma list of big, many, tiny")
+    p.add_argument(
+        "--workloads", default="big,many,tiny", help="comma list of big, many, tiny, pipeline"
+    )
     p.add_argument("--ops", default=",".join(OPERATIONS), help="comma list of " + ", ".join(OPERATIONS))
     p.add_argument("--runs", type=int, default=3, help="runs per measurement (median is reported)")
     p.add_argument(

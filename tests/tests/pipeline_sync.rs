@@ -103,8 +103,14 @@ fn commit_all(s: &Scratch, msg: &str) {
 
 /// The sample pipelines, reproduced by DVC and committed to Git.
 fn pipeline_repo(t: &Tools) -> Scratch {
+    pipeline_repo_with(t, &|_| {})
+}
+
+/// Like [`pipeline_repo`], with `setup` run before anything is committed.
+fn pipeline_repo_with(t: &Tools, setup: &dyn Fn(&Scratch)) -> Scratch {
     let s = Scratch::git();
     t.init(&s);
+    setup(&s);
     s.write("data/in.txt", "hello\n");
     s.write("params.yaml", "models: [a, b]\nlr: 0.1\n");
     s.write("dvc.yaml", DVC_YAML);
@@ -388,4 +394,55 @@ fn checkout_restores_stage_outputs() {
         "{\"metric\": [{\"changed outs\": {\"metrics.json\": \"deleted\"}}]}\n"
     );
     assert_eq!(same_status(&t, &s, ".", &[]), st);
+}
+
+/// `push --all-commits` sends what every commit's stages recorded, as DVC's does; `fetch -A`
+/// brings all of it back.
+#[test]
+fn history_push_and_fetch_include_older_stage_outputs() {
+    let Some(t) = tools() else { return };
+    let ours = Scratch::new();
+    let theirs = Scratch::new();
+    let url = |r: &Scratch| r.path().to_str().expect("utf-8").to_string();
+    // In every commit: DVC reads each commit's own configuration when it walks history.
+    let s = pipeline_repo_with(&t, &|s| {
+        t.dvc(s, &["remote", "add", "-d", "theirs", &url(&theirs)])
+            .ok();
+        t.dvc(s, &["remote", "add", "ours", &url(&ours)]).ok();
+    });
+    s.write("data/in.txt", "second\n");
+    t.dvc(&s, &["repro", "-q", "-P"]).ok();
+    commit_all(&s, "second");
+    s.lode(&["push", "-A", "-r", "ours"]).ok();
+    t.dvc(&s, &["push", "-A", "-r", "theirs"]).ok();
+    let stored = files_under(ours.path());
+    assert_eq!(stored, files_under(theirs.path()));
+    // Both versions of out.txt (and everything else that is pushed) are there.
+    assert_eq!(stored.len(), PUSHED + 1, "{stored:?}");
+
+    // A clone fetches every commit's outputs back, and can check out the first commit's.
+    let c = s.clone_to_w();
+    t.init_clone(&c);
+    c.run_in("w", lode_e2e::bins::lode(), &["fetch", "-A", "-r", "ours"])
+        .ok();
+    c.run_in("w", "git", &["checkout", "-q", "HEAD~1"]).ok();
+    c.run_in("w", lode_e2e::bins::lode(), &["checkout", "prep"])
+        .ok();
+    assert_eq!(c.read_string("w/out.txt"), "hello\n");
+}
+
+/// A `dvc.yaml` in a folder `.dvcignore` excludes declares nothing, for either tool.
+#[test]
+fn dvcignored_pipelines_are_not_read() {
+    let Some(t) = tools() else { return };
+    let s = pipeline_repo(&t);
+    s.write(
+        "skipped/dvc.yaml",
+        "stages:\n  x:\n    cmd: echo\n    outs: [never.txt]\n",
+    );
+    s.write(".dvcignore", "skipped/\n");
+    assert_eq!(same_status(&t, &s, ".", &[]), "{}\n");
+    std::fs::remove_file(s.join(".dvcignore")).expect("rm");
+    let st = same_status(&t, &s, ".", &[]);
+    assert!(st.contains("skipped/dvc.yaml:x"), "{st}");
 }
