@@ -9,7 +9,8 @@
 #     bench/docker.sh [--runs 3] [--small 20000] [--large-mib 1024]
 #
 # Data folders are on disk (the native one under $BENCH_TMP, default /var/tmp; the container's in
-# a Docker volume). Everything the run creates is removed at the end.
+# a Docker volume) and keep every run's objects: a full run needs about 2 x runs x (small x 4 KiB
+# + large) of free space. Everything the run creates is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -122,19 +123,19 @@ for r in $(seq "$runs"); do
     l=$(echo "$out" | sed -n 's/^large upload: .* = \([0-9]*\) MB\/s.*/\1/p')
     small_rate[$where]="${small_rate[$where]:-} $s"
     large_rate[$where]="${large_rate[$where]:-} $l"
-    echo "run $r $where: 4 KiB uploads $s/s, 1 GiB upload $l MB/s"
+    echo "run $r $where: 4 KiB uploads $s/s, $large_mib MiB upload $l MB/s"
   done
 done
 for where in native docker; do
   # shellcheck disable=SC2086
-  echo "$where: 4 KiB uploads median $(median ${small_rate[$where]})/s, 1 GiB upload median $(median ${large_rate[$where]}) MB/s"
+  echo "$where: 4 KiB uploads median $(median ${small_rate[$where]})/s, $large_mib MiB upload median $(median ${large_rate[$where]}) MB/s"
 done
 # shellcheck disable=SC2086
 python3 -c "
 import statistics as s, sys
 n, d = [float(x) for x in '''${small_rate[native]}'''.split()], [float(x) for x in '''${small_rate[docker]}'''.split()]
 nl, dl = [float(x) for x in '''${large_rate[native]}'''.split()], [float(x) for x in '''${large_rate[docker]}'''.split()]
-print(f'docker / native: 4 KiB uploads {s.median(d) / s.median(n):.0%}, 1 GiB upload {s.median(dl) / s.median(nl):.0%}')
+print(f'docker / native: 4 KiB uploads {s.median(d) / s.median(n):.0%}, large upload {s.median(dl) / s.median(nl):.0%}')
 "
 kill "$native_pid"; wait "$native_pid" 2>/dev/null || true; native_pid=""
 docker rm -f "$id-load" >/dev/null
