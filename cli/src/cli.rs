@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::printer::Verbosity;
+use crate::repo::config::Level;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "lode",
@@ -19,6 +22,19 @@ pub struct Cli {
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// How much to print: `-q` wins over `-v`, as in DVC.
+    pub fn verbosity(&self) -> Verbosity {
+        if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose > 0 {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,14 +197,8 @@ pub struct ConfigArgs {
     pub unset: bool,
     #[arg(short, long)]
     pub list: bool,
-    #[arg(long, conflicts_with_all = ["global", "system", "project"])]
-    pub local: bool,
-    #[arg(long)]
-    pub project: bool,
-    #[arg(long)]
-    pub global: bool,
-    #[arg(long)]
-    pub system: bool,
+    #[command(flatten)]
+    pub level: LevelArgs,
     /// Show the file each value comes from.
     #[arg(long)]
     pub show_origin: bool,
@@ -207,6 +217,23 @@ pub struct LevelArgs {
     pub system: bool,
 }
 
+impl LevelArgs {
+    /// The level chosen, if any; the most local flag wins.
+    pub fn level(&self) -> Option<Level> {
+        if self.local {
+            Some(Level::Local)
+        } else if self.project {
+            Some(Level::Repo)
+        } else if self.global {
+            Some(Level::Global)
+        } else if self.system {
+            Some(Level::System)
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RemoteArgs {
     #[command(subcommand)]
@@ -215,48 +242,66 @@ pub struct RemoteArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RemoteCommand {
-    Add {
-        name: String,
-        url: String,
-        #[arg(short, long)]
-        default: bool,
-        #[arg(short, long)]
-        force: bool,
-        #[command(flatten)]
-        level: LevelArgs,
-    },
-    Modify {
-        name: String,
-        option: String,
-        #[arg(allow_hyphen_values = true)]
-        value: Option<String>,
-        #[arg(short, long)]
-        unset: bool,
-        #[command(flatten)]
-        level: LevelArgs,
-    },
-    List {
-        #[command(flatten)]
-        level: LevelArgs,
-    },
-    Default {
-        name: Option<String>,
-        #[arg(short, long)]
-        unset: bool,
-        #[command(flatten)]
-        level: LevelArgs,
-    },
-    Remove {
-        name: String,
-        #[command(flatten)]
-        level: LevelArgs,
-    },
-    Rename {
-        name: String,
-        new: String,
-        #[command(flatten)]
-        level: LevelArgs,
-    },
+    Add(RemoteAddArgs),
+    Modify(RemoteModifyArgs),
+    List(RemoteListArgs),
+    Default(RemoteDefaultArgs),
+    Remove(RemoteRemoveArgs),
+    Rename(RemoteRenameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteAddArgs {
+    pub name: String,
+    pub url: String,
+    #[arg(short, long)]
+    pub default: bool,
+    #[arg(short, long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub level: LevelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteModifyArgs {
+    pub name: String,
+    pub option: String,
+    #[arg(allow_hyphen_values = true)]
+    pub value: Option<String>,
+    #[arg(short, long)]
+    pub unset: bool,
+    #[command(flatten)]
+    pub level: LevelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteListArgs {
+    #[command(flatten)]
+    pub level: LevelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteDefaultArgs {
+    pub name: Option<String>,
+    #[arg(short, long)]
+    pub unset: bool,
+    #[command(flatten)]
+    pub level: LevelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteRemoveArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub level: LevelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteRenameArgs {
+    pub name: String,
+    pub new: String,
+    #[command(flatten)]
+    pub level: LevelArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,13 +1,16 @@
-//! The `lode` library: DVC-compatible data versioning.
+//! The `lode` library: DVC-compatible data versioning. [`main`] is the whole `lode` command;
+//! the modules stay inside the crate until they have a public interface of their own.
 
-pub mod cache;
-pub mod cli;
-pub mod commands;
-pub mod error;
-pub mod git;
-pub mod hash;
-pub mod printer;
-pub mod remote;
-pub mod repo;
+mod cache;
+mod cli;
+mod commands;
+mod error;
+mod git;
+mod hash;
+mod printer;
+mod remote;
+mod repo;
 
-pub use error::{ExitCode, LodeError};
+pub use commands::main;
+pub use error::ExitCode;
+pub(crate) use error::LodeError;

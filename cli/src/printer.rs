@@ -7,7 +7,7 @@ use std::io::Write;
 
 use crate::LodeError;
 
-/// How much a command prints, from `-q` and `-v` (`-q` wins, as in DVC).
+/// How much a command prints, from `-q` and `-v`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
     /// Errors only.
@@ -15,18 +15,6 @@ pub enum Verbosity {
     Normal,
     /// Also per-object detail and the causes of an error.
     Verbose,
-}
-
-impl Verbosity {
-    pub fn from_flags(quiet: bool, verbose: u8) -> Verbosity {
-        if quiet {
-            Verbosity::Quiet
-        } else if verbose > 0 {
-            Verbosity::Verbose
-        } else {
-            Verbosity::Normal
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]

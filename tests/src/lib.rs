@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: locating the built binaries, scratch repositories,
 //! a real `lode-server` on a free loopback port, and the `dvc` installed by the test script.
 
+pub mod bench;
 pub mod bins;
 pub mod digest;
 pub mod docker;

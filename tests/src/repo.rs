@@ -129,6 +129,24 @@ impl Default for Scratch {
     }
 }
 
+/// Every file under `dir`, relative to it, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .expect("under dir")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Fails when a `*.tmp` file (an object not yet committed) is left anywhere under dir.
 pub fn assert_no_temp_files(dir: &Path) {
     let stray: Vec<String> = walkdir::WalkDir::new(dir)

@@ -323,3 +323,11 @@ fn pipeline_commands_are_left_to_dvc() {
         assert!(run.stderr.contains("`dvc repro`"), "{}", run.stderr);
     }
 }
+
+/// `add` of a stage's output would declare it twice: refused with DVC's message.
+#[test]
+fn adding_a_stage_output_is_refused() {
+    let Some(dvc) = dvc::require() else { return };
+    let r = Repo::new(dvc);
+    same_failure(&r, &[&["add", "out.txt"]]);
+}

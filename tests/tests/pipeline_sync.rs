@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use lode_e2e::dvc;
-use lode_e2e::repo::{Run, Scratch};
+use lode_e2e::repo::{files_under, Run, Scratch};
 use lode_e2e::server::Server;
 
 const DVC_YAML: &str = r#"stages:
@@ -145,23 +145,6 @@ fn same_status(t: &Tools, s: &Scratch, rel: &str, args: &[&str]) -> String {
     let theirs = t.dvc_in(s, rel, &full).ok().stdout;
     assert_eq!(ours, theirs, "status {args:?} in {rel}");
     ours
-}
-
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            e.path()
-                .strip_prefix(dir)
-                .expect("under dir")
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

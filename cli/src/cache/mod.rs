@@ -1,7 +1,8 @@
 //! The local content-addressed cache: layout, atomic inserts, link strategies, shared permissions.
 //!
-//! Layout (spec §3): DVC 3 objects live at `<cache>/files/md5/ab/cdef…[.dir]`, DVC 2 legacy objects
-//! (named by their md5-dos2unix hash, holding raw bytes) at `<cache>/ab/cdef…[.dir]`.
+//! Layout (docs/dvc-formats.md §3): DVC 3 objects live at `<cache>/files/md5/ab/cdef…[.dir]`, DVC 2
+//! legacy objects (named by their md5-dos2unix hash, holding raw bytes) at
+//! `<cache>/ab/cdef…[.dir]`.
 //!
 //! Inserting streams the source into a temp file `.<random>.tmp` in the object's folder while
 //! hashing those same bytes, so the object is named by exactly what was stored, then renames it
@@ -77,11 +78,20 @@ pub fn umask() -> u32 {
     })
 }
 
+/// Who may write to the cache's folders (`cache.shared`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Folders as the umask allows.
+    Private,
+    /// `cache.shared = group`: folders group-writable and set-group-id.
+    Group,
+}
+
 /// A repository's local cache.
 #[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
-    shared_group: bool,
+    sharing: Sharing,
     links: link::Linker,
     /// Folders known to exist, so that thousands of inserts don't stat them again.
     known_dirs: std::sync::RwLock<std::collections::HashSet<PathBuf>>,
@@ -121,11 +131,11 @@ impl Staged {
 }
 
 impl Cache {
-    pub fn new(root: PathBuf, link_types: Vec<LinkType>, shared_group: bool) -> Cache {
+    pub fn new(root: PathBuf, link_types: Vec<LinkType>, sharing: Sharing) -> Cache {
         umask();
         Cache {
             root,
-            shared_group,
+            sharing,
             links: link::Linker::new(link_types),
             known_dirs: Default::default(),
         }
@@ -141,7 +151,11 @@ impl Cache {
         Ok(Cache::new(
             repo.cache_dir(),
             types,
-            repo.config.cache_shared_group(),
+            if repo.config.cache_shared_group() {
+                Sharing::Group
+            } else {
+                Sharing::Private
+            },
         ))
     }
 
@@ -271,11 +285,11 @@ impl Cache {
         }
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
-        if self.shared_group {
+        if self.sharing == Sharing::Group {
             b.mode(0o2775);
         }
         b.create(dir).map_err(io_err(dir))?;
-        if self.shared_group {
+        if self.sharing == Sharing::Group {
             // The mode passed to mkdir is filtered by the umask; shared caches need it exact.
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2775))
                 .map_err(io_err(dir))?;
@@ -855,7 +869,7 @@ mod tests {
     use super::*;
 
     fn cache(dir: &Path) -> Cache {
-        Cache::new(dir.join("cache"), vec![LinkType::Copy], false)
+        Cache::new(dir.join("cache"), vec![LinkType::Copy], Sharing::Private)
     }
 
     fn entries_where(root: &Path, keep: impl Fn(&walkdir::DirEntry) -> bool) -> Vec<PathBuf> {

@@ -72,6 +72,13 @@ impl Outputs {
 
     /// Outputs under `root` outside any repository (where `get` writes): objects come from
     /// `cache`, and no hash is remembered between runs.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "what `lode get` checks out with, pinned by a test"
+        )
+    )]
     pub fn outside_repo(root: &Path, cache: Cache) -> Outputs {
         Outputs {
             root: root.to_path_buf(),
@@ -212,26 +219,7 @@ impl Outputs {
     pub fn save(&self, path: &Path, kind: HashKind) -> Result<Found, CacheError> {
         let meta = std::fs::metadata(path).map_err(|e| HashError::io(path, e))?;
         if !meta.is_dir() {
-            let stat = Stat::of(&meta);
-            if let Some(oid) = self.state.get_file(kind, path, &stat) {
-                if self.cache.is_protected(&oid, kind) {
-                    return Ok(Found::File {
-                        oid,
-                        size: stat.size,
-                        isexec: stat.is_exec(),
-                    });
-                }
-            }
-            let staged = self.cache.stage_file_at(path, kind, Some(stat))?;
-            let oid = staged.oid;
-            self.cache.commit(vec![staged])?;
-            self.state
-                .put_files(kind, [(path.to_path_buf(), &stat, oid)]);
-            return Ok(Found::File {
-                oid,
-                size: stat.size,
-                isexec: stat.is_exec(),
-            });
+            return self.save_file(path, kind, Stat::of(&meta));
         }
         let tree = self.walk(path)?;
         let mut known = self.state.get_dir_files(kind, path);
@@ -313,6 +301,27 @@ impl Outputs {
         })
     }
 
+    /// Stores one file (of stat `stat`), unless the hash cache knows it and its object is in
+    /// place.
+    fn save_file(&self, path: &Path, kind: HashKind, stat: Stat) -> Result<Found, CacheError> {
+        let found = |oid| Found::File {
+            oid,
+            size: stat.size,
+            isexec: stat.is_exec(),
+        };
+        if let Some(oid) = self.state.get_file(kind, path, &stat) {
+            if self.cache.is_protected(&oid, kind) {
+                return Ok(found(oid));
+            }
+        }
+        let staged = self.cache.stage_file_at(path, kind, Some(stat))?;
+        let oid = staged.oid;
+        self.cache.commit(vec![staged])?;
+        self.state
+            .put_files(kind, [(path.to_path_buf(), &stat, oid)]);
+        Ok(found(oid))
+    }
+
     /// Whether the cache holds `oid` and, for a directory, its manifest and every entry.
     ///
     /// Reading a large manifest and listing the cache costs more than the rest of a `status`, so
@@ -342,14 +351,6 @@ impl Outputs {
             }
         }
         complete
-    }
-
-    /// Records that `path` now holds `oid` (after a checkout), so the next status reads nothing.
-    pub fn remember_file(&self, path: &Path, kind: HashKind, oid: ObjectId) {
-        if let Ok(m) = std::fs::metadata(path) {
-            self.state
-                .put_files(kind, [(path.to_path_buf(), &Stat::of(&m), oid)]);
-        }
     }
 
     pub fn flush(&self) {
@@ -417,11 +418,6 @@ pub fn join_rel(dir: &Path, rel: &str) -> PathBuf {
         p.push(part);
     }
     p
-}
-
-/// Entries of `files` (of a walked directory) by relpath, for lookups during checkout.
-pub fn by_rel(files: &[FileEntry]) -> std::collections::HashMap<&str, &FileEntry> {
-    files.iter().map(|f| (f.rel.as_str(), f)).collect()
 }
 
 /// A declaration (`.dvc` file or pipeline stage) and which of its outputs a command was asked

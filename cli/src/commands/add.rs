@@ -1,5 +1,5 @@
 //! `lode add`: hash outputs, store them in the cache, write their `.dvc` files and `.gitignore`
-//! entries, as `dvc add` does (spec §1, §6).
+//! entries, as `dvc add` does (docs/dvc-formats.md §1, §6).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use crate::cli::AddArgs;
 use crate::commands::Ui;
 use crate::hash::walk::{normalize, relative_to};
 use crate::repo::dvcfile::{self, DvcFile, OutRecord};
+use crate::repo::pipeline::owner;
 use crate::repo::{gitignore, Repo};
 use crate::{ExitCode, LodeError};
 
@@ -35,6 +36,7 @@ pub fn run(args: AddArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
         }
     }
     check_overlaps(&outputs, cwd, &targets)?;
+    check_stage_outputs(&outputs, cwd, &targets)?;
 
     let mut to_stage: Vec<PathBuf> = Vec::new();
     for abs in &targets {
@@ -52,8 +54,7 @@ pub fn run(args: AddArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     if repo.config.get_bool("core", "autostage") == Some(true) {
         if let Ok(Some(git)) = crate::git::Git::discover(&repo.root) {
             let paths: Vec<&Path> = to_stage.iter().map(PathBuf::as_path).collect();
-            git.add(&paths)
-                .map_err(|e| LodeError::Other(e.to_string()))?;
+            git.add(&paths)?;
         }
     } else {
         let rel: Vec<String> = to_stage
@@ -89,10 +90,7 @@ fn check_target(
             abs.display()
         ))
     })?;
-    let matched = outputs
-        .ignore
-        .check_abs(&abs, meta.is_dir())
-        .map_err(|e| LodeError::Other(e.to_string()))?;
+    let matched = outputs.ignore.check_abs(&abs, meta.is_dir())?;
     if let Some(m) = matched {
         return Err(LodeError::Failed(format!(
             "Path '{}' is ignored by {m}",
@@ -155,6 +153,33 @@ fn check_overlaps(outputs: &Outputs, cwd: &Path, targets: &[PathBuf]) -> Result<
     Ok(())
 }
 
+/// DVC refuses to add what a pipeline stage produces (its output, or a path inside it): the
+/// stage records it in `dvc.lock`.
+fn check_stage_outputs(
+    outputs: &Outputs,
+    cwd: &Path,
+    targets: &[PathBuf],
+) -> Result<(), LodeError> {
+    let ignored = |p: &Path, d: bool| outputs.ignored(p, d);
+    let owners = owner::collect(&outputs.root, &ignored, cwd)
+        .map_err(|e| e.into_lode(ExitCode::Error, cwd))?;
+    for o in &owners {
+        let Some(stage) = o.stage() else { continue };
+        for i in 0..stage.outs.len() {
+            let out = stage.out_path(i);
+            if let Some(t) = targets.iter().find(|t| t.starts_with(&out)) {
+                let name = t.file_name().unwrap_or_default().to_string_lossy();
+                return Err(LodeError::Failed(format!(
+                    "cannot update '{name}': overlaps with an output of stage: '{}' in '{}'.\nRun the pipeline or use 'dvc commit' to force update it.",
+                    stage.addressing(cwd),
+                    relative_to(&stage.dvcyaml, cwd).display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Adds one output; returns the `.gitignore` it wrote to, if any.
 fn add_one(
     repo: &Repo,
@@ -170,11 +195,8 @@ fn add_one(
             .join()
             .map_err(|_| LodeError::Other("checking .gitignore panicked".into()))?;
         stored?;
-        match plan.map_err(|e| LodeError::Other(e.to_string()))? {
-            Some(plan) => plan
-                .apply()
-                .map(Some)
-                .map_err(|e| LodeError::Other(e.to_string())),
+        match plan? {
+            Some(plan) => Ok(Some(plan.apply()?)),
             None => Ok(None),
         }
     })

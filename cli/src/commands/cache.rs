@@ -15,7 +15,7 @@ pub fn run(args: CacheArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
         unset,
         level,
     } = args.command;
-    let level = Level::from_flags(level.system, level.global, level.project, level.local);
+    let level = level.level();
     let cwd = &ui.cwd;
     let (mut config, _) = super::config::open_config(cwd)?;
     let section = Section::plain("cache");

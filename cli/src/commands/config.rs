@@ -126,7 +126,7 @@ fn check(file: Option<&ConfigFile>, name: &Name) -> Result<(), ConfigError> {
 }
 
 pub fn run(args: ConfigArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
-    let level = Level::from_flags(args.system, args.global, args.project, args.local);
+    let level = args.level.level();
     if args.show_origin && (args.value.is_some() || args.unset) {
         return Err(LodeError::Failed(
             "--show-origin can't be used together with any of these options: -u/--unset, value"

@@ -1,15 +1,17 @@
-//! `lode fetch`: download the cache objects of tracked outputs from a remote (spec §8).
+//! `lode fetch`: download the cache objects of tracked outputs from a remote (docs/dvc-formats.md
+//! §8).
 
 use crate::cli::TransferArgs;
 use crate::commands::Ui;
 use crate::remote::progress::Progress;
-use crate::remote::sync::{self, files, missing_warning};
+use crate::remote::sync::{self, files, missing_warning, summary};
+use crate::remote::used::Direction;
 use crate::{ExitCode, LodeError};
 
 const ACTION: &str = "failed to fetch data from the cloud";
 
 pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
-    let session = super::transfer_session(&args, ui, ACTION, false)?;
+    let session = super::transfer_session(&args, ui, ACTION, Direction::Fetch)?;
     let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
     let progress = Progress::new("fetched", ui.out);
     let report =
@@ -24,11 +26,6 @@ pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
             files(report.failed.len())
         )));
     }
-    if report.fetched == 0 {
-        ui.out.line("Everything is up to date.")?;
-    } else {
-        ui.out
-            .line(format_args!("{} fetched", files(report.fetched)))?;
-    }
+    ui.out.line(summary(&[(report.fetched, "fetched")]))?;
     Ok(ExitCode::Ok)
 }

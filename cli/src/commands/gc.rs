@@ -18,6 +18,7 @@ use crate::cache::Cache;
 use crate::cli::GcArgs;
 use crate::commands::Ui;
 use crate::printer::Printer;
+use crate::remote::gc::GcMode;
 use crate::repo::config::ConfigError;
 use crate::repo::dvcignore::DvcIgnore;
 use crate::repo::revisions::{RevOutputs, Revision, RevisionError, Scope, Walker};
@@ -194,7 +195,7 @@ fn list_objects(dir: &Path) -> Result<Vec<(ObjectId, PathBuf)>, LodeError> {
 fn collect_garbage(
     dir: &Path,
     used: &HashSet<ObjectId>,
-    dry: bool,
+    mode: GcMode,
     out: Printer,
 ) -> Result<usize, LodeError> {
     let mut unused: Vec<(ObjectId, PathBuf)> = list_objects(dir)?
@@ -203,7 +204,7 @@ fn collect_garbage(
         .collect();
     unused.sort_by_key(|(oid, path)| (!oid.is_dir(), path.clone()));
     for (_, path) in &unused {
-        if dry {
+        if mode == GcMode::DryRun {
             out.line(format_args!("Removing {}", path.display()))?;
             continue;
         }
@@ -270,12 +271,17 @@ pub fn run(args: GcArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
         },
     };
     let cache = Cache::for_repo(&repo)?;
+    let mode = if args.dry {
+        GcMode::DryRun
+    } else {
+        GcMode::Delete
+    };
     let used = collect_used(&repo, &args, &cache, cwd)?;
     for (scheme, dir, set) in [
         ("repo", cache.root().join("files/md5"), &used.md5),
         ("legacy", cache.root().to_path_buf(), &used.legacy),
     ] {
-        let removed = collect_garbage(&dir, set, args.dry, ui.out)?;
+        let removed = collect_garbage(&dir, set, mode, ui.out)?;
         if removed > 0 {
             ui.out.line(format_args!(
                 "Removed {removed} objects from {scheme} cache."
@@ -289,7 +295,7 @@ pub fn run(args: GcArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
         let failed =
             |e: crate::remote::RemoteError| e.into_lode("failed to collect garbage on the remote");
         let remote = crate::remote::Remote::open(&conf, args.jobs).map_err(failed)?;
-        let lines = crate::remote::gc::collect(&remote, &cache, &used.md5, &used.legacy, args.dry)
+        let lines = crate::remote::gc::collect(&remote, &cache, &used.md5, &used.legacy, mode)
             .map_err(failed)?;
         for l in lines {
             ui.out.line(l)?;

@@ -66,7 +66,7 @@ pub fn run(args: InitArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let git = if args.no_scm {
         None
     } else {
-        let found = Git::discover(&root).map_err(|e| LodeError::Other(e.to_string()))?;
+        let found = Git::discover(&root)?;
         match found {
             Some(g) if args.subdir || same_dir(&g.root, &root) => Some(g),
             _ => {
@@ -80,9 +80,7 @@ pub fn run(args: InitArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
         }
     };
     if let Some(g) = &git {
-        if g.check_ignore(&dvc_dir)
-            .map_err(|e| LodeError::Other(e.to_string()))?
-        {
+        if g.check_ignore(&dvc_dir)? {
             return Err(init_error(format!(
                 "{} is ignored by your SCM tool. \nMake sure that it's tracked, for example, by \
                  adding '!.dvc' to .gitignore.",
@@ -119,17 +117,15 @@ pub fn run(args: InitArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
 
     if let Some(g) = &git {
-        let other = |e: gitignore::GitignoreError| LodeError::Other(e.to_string());
         for name in ["config.local", "tmp", "cache"] {
-            gitignore::add_entry_with(g, &dvc_dir.join(name)).map_err(other)?;
+            gitignore::add_entry_with(g, &dvc_dir.join(name))?;
         }
         let mut staged: Vec<&Path> = vec![&config_path, &dvcignore];
         let dvc_gitignore = dvc_dir.join(".gitignore");
         if dvc_gitignore.exists() {
             staged.push(&dvc_gitignore);
         }
-        g.add(&staged)
-            .map_err(|e| LodeError::Other(e.to_string()))?;
+        g.add(&staged)?;
     }
 
     ui.out.line("Initialized DVC repository.\n")?;

@@ -1,21 +1,24 @@
-//! One module per command. Commands don't call each other; shared logic lives in
-//! `repo`, `hash`, `cache` and `git`.
+//! One module per command, and [`main`], which parses the command line, runs a command and
+//! reports how it ended. Commands don't call each other; shared logic lives in `repo`, `hash`,
+//! `cache`, `remote` and `git`, and everything they print goes through the [`Printer`] in [`Ui`].
 
-pub mod add;
-pub mod cache;
-pub mod checkout;
-pub mod commit;
-pub mod config;
-pub mod fetch;
-pub mod gc;
-pub mod init;
-pub mod pull;
-pub mod push;
-pub mod remote;
-pub mod status;
-pub mod status_cloud;
+mod add;
+mod cache;
+mod checkout;
+mod commit;
+pub(crate) mod config;
+mod fetch;
+mod gc;
+mod init;
+mod pull;
+mod push;
+mod remote;
+mod status;
+mod status_cloud;
 
 use std::path::PathBuf;
+
+use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::printer::Printer;
@@ -28,8 +31,35 @@ pub struct Ui {
     pub out: Printer,
 }
 
+/// What `lode` does: parses the command line, runs the command and reports how it ended.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let is_help = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = e.print();
+            return if is_help {
+                ExitCode::Ok
+            } else {
+                ExitCode::Usage
+            };
+        }
+    };
+    let out = Printer::new(cli.verbosity());
+    match run(cli, out) {
+        Ok(code) => code,
+        Err(e) => {
+            out.report(&e);
+            e.exit_code()
+        }
+    }
+}
+
 /// Runs one command; `Ok(code)` is the exit code of a command that ran to its end.
-pub fn run(cli: Cli, out: Printer) -> Result<ExitCode, LodeError> {
+fn run(cli: Cli, out: Printer) -> Result<ExitCode, LodeError> {
     let ui = &Ui {
         cwd: current_dir()?,
         out,
@@ -78,7 +108,7 @@ pub(crate) fn transfer_session(
     args: &crate::cli::TransferArgs,
     ui: &Ui,
     action: &str,
-    pushing: bool,
+    direction: crate::remote::used::Direction,
 ) -> Result<crate::remote::session::Session, LodeError> {
     let repo = crate::repo::Repo::discover(&ui.cwd)?;
     let request = crate::remote::session::Request {
@@ -91,7 +121,7 @@ pub(crate) fn transfer_session(
         },
         remote: args.remote.as_deref(),
         jobs: args.jobs,
-        pushing,
+        direction,
     };
     crate::remote::session::Session::open(repo, &ui.cwd, &request, ui.out, action)
 }

@@ -1,15 +1,16 @@
-//! `lode push`: upload the cache objects of tracked outputs to a remote (spec §8).
+//! `lode push`: upload the cache objects of tracked outputs to a remote (docs/dvc-formats.md §8).
 
 use crate::cli::TransferArgs;
 use crate::commands::Ui;
 use crate::remote::progress::Progress;
-use crate::remote::sync::{self, files, missing_warning};
+use crate::remote::sync::{self, files, missing_warning, summary};
+use crate::remote::used::Direction;
 use crate::{ExitCode, LodeError};
 
 const ACTION: &str = "failed to push data to the cloud";
 
 pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
-    let session = super::transfer_session(&args, ui, ACTION, true)?;
+    let session = super::transfer_session(&args, ui, ACTION, Direction::Push)?;
     let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
     let progress = Progress::new("pushed", ui.out);
     let report =
@@ -24,11 +25,6 @@ pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
             files(report.failed.len())
         )));
     }
-    if report.pushed == 0 {
-        ui.out.line("Everything is up to date.")?;
-    } else {
-        ui.out
-            .line(format_args!("{} pushed", files(report.pushed)))?;
-    }
+    ui.out.line(summary(&[(report.pushed, "pushed")]))?;
     Ok(ExitCode::Ok)
 }

@@ -1,6 +1,6 @@
 //! `lode status`: which tracked outputs differ from their `.dvc` files or stages' `dvc.lock`
 //! entries or miss from the cache, and which stage dependencies changed, printed as
-//! `dvc status` does (spec §8).
+//! `dvc status` does (docs/dvc-formats.md §8).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

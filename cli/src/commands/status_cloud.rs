@@ -1,5 +1,6 @@
 //! `lode status -c`: which objects of tracked outputs are only in the cache (`new`), only on
-//! the remote (`deleted`) or in neither (`missing`), as `dvc status -c` prints them (spec §8).
+//! the remote (`deleted`) or in neither (`missing`), as `dvc status -c` prints them
+//! (docs/dvc-formats.md §8).
 
 use crate::cache::outputs::Outputs;
 use crate::cache::Cache;
@@ -8,7 +9,7 @@ use crate::commands::Ui;
 use crate::hash::manifest::push_json_string;
 use crate::remote::session::Transfer;
 use crate::remote::sync;
-use crate::remote::used;
+use crate::remote::used::{self, Direction};
 use crate::remote::{self as remote_mod};
 use crate::repo::Repo;
 use crate::{ExitCode, LodeError};
@@ -21,7 +22,7 @@ pub fn run(args: &StatusArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let outputs = Outputs::open(&repo, ui.out)?;
     let purpose = used::Purpose {
         code: ExitCode::Failed,
-        pushing: true,
+        direction: Direction::Push,
         unversioned: Some(ui.out),
     };
     let used = used::collect(&outputs, &args.targets, cwd, &Default::default(), purpose)?;

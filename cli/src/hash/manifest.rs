@@ -1,4 +1,4 @@
-//! `.dir` manifests: the JSON list DVC stores for a tracked directory (spec §2).
+//! `.dir` manifests: the JSON list DVC stores for a tracked directory (docs/dvc-formats.md §2).
 //!
 //! The bytes must equal Python's `json.dumps(entries, sort_keys=True)` exactly, since the manifest
 //! is named by their MD5: `", "` and `": "` separators, ASCII-only output with `\uXXXX` escapes

@@ -46,14 +46,22 @@ fn expand(
     Ok(out)
 }
 
+/// Whether gc deletes what is unused or only says what it would delete (`--dry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcMode {
+    Delete,
+    DryRun,
+}
+
 /// Collects garbage on `remote`; returns the lines to print.
 pub fn collect(
     remote: &Remote,
     cache: &Cache,
     keep_md5: &HashSet<ObjectId>,
     keep_legacy: &HashSet<ObjectId>,
-    dry: bool,
+    mode: GcMode,
 ) -> Result<Vec<String>, RemoteError> {
+    let dry = mode == GcMode::DryRun;
     let md5 = expand(remote, cache, HashKind::Md5, keep_md5)?;
     let legacy = expand(remote, cache, HashKind::Md5Dos2unix, keep_legacy)?;
     match remote.backend() {

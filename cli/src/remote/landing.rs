@@ -159,7 +159,7 @@ impl Committer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::LinkType;
+    use crate::cache::{LinkType, Sharing};
     use crate::hash::{StreamHasher, CHUNK};
 
     /// CRLF text spanning several hash chunks, named by the legacy hash of whole chunks.
@@ -199,7 +199,11 @@ mod tests {
     #[tokio::test]
     async fn legacy_body_in_odd_pieces_lands_under_its_name() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Arc::new(Cache::new(dir.path().into(), vec![LinkType::Copy], false));
+        let cache = Arc::new(Cache::new(
+            dir.path().into(),
+            vec![LinkType::Copy],
+            Sharing::Private,
+        ));
         let (data, oid) = legacy_body();
         let staged = land(&cache, oid, &data).await.unwrap();
         assert_eq!(staged.size, data.len() as u64);
@@ -211,7 +215,11 @@ mod tests {
     #[tokio::test]
     async fn body_not_matching_its_name_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Arc::new(Cache::new(dir.path().into(), vec![LinkType::Copy], false));
+        let cache = Arc::new(Cache::new(
+            dir.path().into(),
+            vec![LinkType::Copy],
+            Sharing::Private,
+        ));
         let (mut data, oid) = legacy_body();
         data[CHUNK + 3] = b'b';
         match land(&cache, oid, &data).await {

@@ -117,8 +117,6 @@ pub(crate) enum Backend {
 /// An opened remote.
 pub struct Remote {
     pub name: String,
-    /// The URL as configured, for messages.
-    pub url: String,
     pub jobs: usize,
     backend: Backend,
     rt: tokio::runtime::Runtime,
@@ -194,19 +192,10 @@ impl Remote {
         };
         Ok(Remote {
             name: conf.name.clone(),
-            url,
             jobs,
             backend,
             rt,
         })
-    }
-
-    pub fn is_lode_server(&self) -> bool {
-        matches!(self.backend, Backend::Lode(_))
-    }
-
-    pub fn is_folder(&self) -> bool {
-        matches!(self.backend, Backend::Folder(_))
     }
 
     pub(crate) fn backend(&self) -> &Backend {

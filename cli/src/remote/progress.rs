@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lode_proto::ObjectId;
 
-use crate::printer::{Printer, Verbosity};
+use crate::printer::Printer;
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -37,11 +37,6 @@ impl Progress {
             objects: AtomicU64::new(0),
             total_objects: AtomicU64::new(0),
         }
-    }
-
-    /// A progress that shows nothing.
-    pub fn hidden() -> Progress {
-        Progress::new("", Printer::new(Verbosity::Quiet))
     }
 
     /// More work is known: objects, and bytes when known.

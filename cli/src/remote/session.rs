@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::cache::outputs::Outputs;
 use crate::cache::Cache;
 use crate::printer::Printer;
-use crate::remote::used::{self, UsedOut};
+use crate::remote::used::{self, Direction, UsedOut};
 use crate::remote::{self as remote_mod, Remote, RemoteError};
 use crate::repo::config::RemoteConfig;
 use crate::repo::lock::RepoLock;
@@ -47,7 +47,7 @@ pub(crate) struct Request<'a> {
     pub remote: Option<&'a str>,
     pub jobs: Option<usize>,
     /// A push: outputs marked `push: false` are left out.
-    pub pushing: bool,
+    pub direction: Direction,
 }
 
 pub(crate) struct Session {
@@ -74,7 +74,7 @@ impl Session {
         let outputs = Outputs::open(&repo, out)?;
         let purpose = used::Purpose {
             code: ExitCode::Failed,
-            pushing: request.pushing,
+            direction: request.direction,
             unversioned: None,
         };
         let used = used::collect(&outputs, request.targets, cwd, &request.scope, purpose)?;

@@ -1,4 +1,4 @@
-//! HTTP remote options as DVC keeps them (spec §5, §7): `auth`, `user`, `password`,
+//! HTTP remote options as DVC keeps them (docs/dvc-formats.md §5, §7): `auth`, `user`, `password`,
 //! `custom_auth_header`, `method`, `ssl_verify`, timeouts; or `LODE_TOKEN` in the environment.
 //!
 //! Credentials only ever become a request header; they are never formatted into a message.

@@ -275,6 +275,20 @@ pub fn files(n: usize) -> String {
     }
 }
 
+/// "6 files fetched and 5 files added", as DVC joins its counts.
+pub fn summary(parts: &[(usize, &str)]) -> String {
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{} {what}", files(*n)))
+        .collect();
+    match words.as_slice() {
+        [] => "Everything is up to date.".into(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 /// The warning DVC prints for objects that are nowhere.
 pub fn missing_warning(missing: &[(HashKind, ObjectId)]) -> Option<String> {
     if missing.is_empty() {
@@ -308,5 +322,23 @@ pub fn print_failures(out: Printer, failed: &[Failure], remote: &str, direction:
             "... and {} more objects failed the same way",
             failed.len() - SHOWN_FAILURES
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn summaries() {
+        assert_eq!(summary(&[(0, "fetched")]), "Everything is up to date.");
+        assert_eq!(
+            summary(&[(6, "fetched"), (5, "added")]),
+            "6 files fetched and 5 files added"
+        );
+        assert_eq!(
+            summary(&[(1, "fetched"), (2, "added"), (3, "modified")]),
+            "1 file fetched, 2 files added and 3 files modified"
+        );
     }
 }

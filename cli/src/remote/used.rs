@@ -24,18 +24,27 @@ pub struct UsedOut {
     pub size: Option<u64>,
 }
 
-/// Adds the cached outputs among `outs` whose object is not in `seen` yet; for a push
-/// (`pushing`) not those marked `push: false`.
+/// Which way a transfer goes: a push leaves out outputs marked `push: false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Direction {
+    #[default]
+    Fetch,
+    Push,
+}
+
+/// Adds the cached outputs among `outs` whose object is not in `seen` yet; for a push not
+/// those marked `push: false`.
 fn add_outs(
     used: &mut Vec<UsedOut>,
     seen: &mut HashSet<(HashKind, ObjectId)>,
     outs: impl IntoIterator<Item = DeclaredOut>,
     cwd: &Path,
-    pushing: bool,
+    direction: Direction,
 ) {
     for d in outs {
         let Some(oid) = d.out.oid else { continue };
-        if !d.out.cache || (pushing && !d.out.push) || !seen.insert((d.out.kind, oid)) {
+        let held_back = direction == Direction::Push && !d.out.push;
+        if !d.out.cache || held_back || !seen.insert((d.out.kind, oid)) {
             continue;
         }
         used.push(UsedOut {
@@ -68,8 +77,7 @@ fn warn_unversioned(out: Printer, owner: &Owner, path: &Path, cwd: &Path) {
 pub(crate) struct Purpose {
     /// The exit code for a bad declaration or target.
     pub code: ExitCode,
-    /// A push: outputs marked `push: false` are left out.
-    pub pushing: bool,
+    pub direction: Direction,
     /// Where DVC's warning about outputs without a recorded hash goes (`status -c` gives
     /// it; push, pull and fetch pass them over silently, as DVC's do).
     pub unversioned: Option<Printer>,
@@ -86,7 +94,7 @@ pub(crate) fn collect(
 ) -> Result<Vec<UsedOut>, LodeError> {
     let Purpose {
         code,
-        pushing,
+        direction,
         unversioned,
     } = purpose;
     let walker = Walker::new(&outputs.root, &outputs.ignore);
@@ -98,7 +106,8 @@ pub(crate) fn collect(
             let o = &t.owner.outs()[i];
             let path = t.owner.out_path(i);
             // Outputs outside the repository are never stored in its cache.
-            if !o.cache || (pushing && !o.push) || !path.starts_with(&outputs.root) {
+            let held_back = direction == Direction::Push && !o.push;
+            if !o.cache || held_back || !path.starts_with(&outputs.root) {
                 continue;
             }
             if o.oid.is_none() {
@@ -112,12 +121,12 @@ pub(crate) fn collect(
                 out: o.clone(),
             });
         }
-        add_outs(&mut used, &mut seen, named, cwd, pushing);
+        add_outs(&mut used, &mut seen, named, cwd, direction);
     }
     let failed = |e: crate::repo::revisions::RevisionError| e.into_lode(code, cwd);
     for rev in walker.commits(scope).map_err(failed)? {
         let found = walker.outputs_at(&rev).map_err(failed)?;
-        add_outs(&mut used, &mut seen, found.outs, cwd, pushing);
+        add_outs(&mut used, &mut seen, found.outs, cwd, direction);
     }
     Ok(used)
 }

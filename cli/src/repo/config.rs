@@ -1,5 +1,5 @@
 //! `.dvc/config` and `.dvc/config.local` (plus the global and system files), read, merged,
-//! validated and rewritten as DVC does (spec §5).
+//! validated and rewritten as DVC does (docs/dvc-formats.md §5).
 //!
 //! Each file is parsed with configobj's rules ([`configobj`]), then shaped as DVC shapes it:
 //! section names and keys lowercased, `remote "name"` / `machine "name"` / `db "name"` headers
@@ -52,21 +52,6 @@ impl Level {
             Level::Global => Some(global_config_dir().join("config")),
             Level::Repo => dvc_dir.map(|d| d.join("config")),
             Level::Local => dvc_dir.map(|d| d.join("config.local")),
-        }
-    }
-
-    /// The level chosen by `--system`, `--global`, `--project` or `--local`, if any.
-    pub fn from_flags(system: bool, global: bool, project: bool, local: bool) -> Option<Level> {
-        if local {
-            Some(Level::Local)
-        } else if project {
-            Some(Level::Repo)
-        } else if global {
-            Some(Level::Global)
-        } else if system {
-            Some(Level::System)
-        } else {
-            None
         }
     }
 

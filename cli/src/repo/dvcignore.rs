@@ -1,4 +1,5 @@
-//! `.dvcignore`: gitignore-syntax patterns applied wherever a tree is walked (spec §6).
+//! `.dvcignore`: gitignore-syntax patterns applied wherever a tree is walked (docs/dvc-formats.md
+//! §6).
 //!
 //! The rules are DVC's, which differ from Git's in places:
 //! * each line is stripped of whitespace at both ends; empty lines and `#` lines are skipped;
@@ -404,10 +405,6 @@ impl DvcIgnore {
             root: root.to_path_buf(),
             dirs: RwLock::new(HashMap::new()),
         }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Whether `rel` (relative to the root; `/`-separated components, no leading `/`) is

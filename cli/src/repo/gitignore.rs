@@ -1,4 +1,4 @@
-//! The `.gitignore` entries `add` writes next to each output (spec §6).
+//! The `.gitignore` entries `add` writes next to each output (docs/dvc-formats.md §6).
 //!
 //! An output `dir/name` is ignored by the line `/name` (gitignore specials escaped) in
 //! `dir/.gitignore`, as DVC writes it: appended, after a newline if the file does not end with
@@ -152,41 +152,6 @@ pub fn plan_entry(repo_root: &Path, output: &Path) -> Result<Option<EntryPlan>, 
     }
 }
 
-/// Removes the entry for `output` from its `.gitignore`, deleting the file when nothing else is
-/// left in it. Like DVC, lines are compared with the unescaped entry, so an escaped entry stays.
-/// Returns the `.gitignore` when it still exists.
-pub fn remove_entry_with(git: &Git, output: &Path) -> Result<Option<PathBuf>, GitignoreError> {
-    let (entry, gitignore) = entry_for(git, output)?;
-    let io = |source| GitignoreError::Io {
-        path: gitignore.clone(),
-        source,
-    };
-    let text = match std::fs::read(&gitignore) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(e)),
-    };
-    let kept: Vec<&str> = text
-        .split_inclusive('\n')
-        .filter(|l| l.trim() != entry.trim())
-        .collect();
-    if kept.is_empty() {
-        std::fs::remove_file(&gitignore).map_err(io)?;
-        return Ok(None);
-    }
-    std::fs::write(&gitignore, kept.concat()).map_err(io)?;
-    Ok(Some(gitignore))
-}
-
-/// [`remove_entry_with`] for the Git work tree around `repo_root`; `None` outside Git or with
-/// `core.no_scm`.
-pub fn remove_entry(repo_root: &Path, output: &Path) -> Result<Option<PathBuf>, GitignoreError> {
-    match scm_for(repo_root)? {
-        Some(git) => remove_entry_with(&git, output),
-        None => Ok(None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn add_and_remove() {
+    fn adds_once_in_the_outputs_folder() {
         let dir = git_repo();
         let root = dir.path();
         std::fs::create_dir_all(root.join("sub/deep")).expect("mkdir");
@@ -229,13 +194,6 @@ mod tests {
             std::fs::read_to_string(root.join(".gitignore")).expect("read"),
             "/keep\n/data.csv\n/images\n"
         );
-        remove_entry(root, &root.join("data.csv")).expect("remove");
-        assert_eq!(
-            std::fs::read_to_string(root.join(".gitignore")).expect("read"),
-            "/keep\n/images\n"
-        );
-        assert_eq!(remove_entry(root, &out).expect("remove"), None);
-        assert!(!gi.exists());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::repo::RepoError;
@@ -23,18 +23,12 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct RepoLock {
     file: File,
-    path: PathBuf,
 }
 
 impl RepoLock {
     /// Takes the lock at `path`, creating the file and its folder when needed.
     pub fn acquire(path: &Path) -> Result<RepoLock, LodeError> {
         Self::acquire_with(path, ATTEMPTS)
-    }
-
-    /// One attempt only: fails at once when another process holds the lock.
-    pub fn try_acquire(path: &Path) -> Result<RepoLock, LodeError> {
-        Self::acquire_with(path, 1)
     }
 
     fn acquire_with(path: &Path, attempts: u32) -> Result<RepoLock, LodeError> {
@@ -61,10 +55,7 @@ impl RepoLock {
                 file.write_all(content.as_bytes()).map_err(io)?;
                 file.set_len(content.len() as u64).map_err(io)?;
                 file.flush().map_err(io)?;
-                return Ok(RepoLock {
-                    file,
-                    path: path.to_path_buf(),
-                });
+                return Ok(RepoLock { file });
             }
             let err = std::io::Error::last_os_error();
             if err.kind() != std::io::ErrorKind::WouldBlock {
@@ -75,10 +66,6 @@ impl RepoLock {
             }
         }
         Err(LodeError::Other(FAILED_TO_LOCK.into()))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -99,16 +86,16 @@ mod tests {
     fn second_lock_fails_until_first_is_dropped() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tmp/lock");
-        let first = RepoLock::try_acquire(&path).expect("first lock");
+        let first = RepoLock::acquire_with(&path, 1).expect("first lock");
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             format!(" {}\n", std::process::id())
         );
-        let second = RepoLock::try_acquire(&path);
+        let second = RepoLock::acquire_with(&path, 1);
         assert!(
             matches!(second, Err(LodeError::Other(m)) if m.starts_with("Unable to acquire lock"))
         );
         drop(first);
-        RepoLock::try_acquire(&path).expect("lock after release");
+        RepoLock::acquire_with(&path, 1).expect("lock after release");
     }
 }

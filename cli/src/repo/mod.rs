@@ -1,4 +1,5 @@
-//! A DVC repository on disk: discovery, `.dvc/config`, `.dvc` files, `.dvcignore`, `.gitignore` edits.
+//! A DVC repository on disk: discovery, `.dvc/config`, `.dvc` files, `.dvcignore`, `.gitignore`
+//! edits.
 
 pub mod config;
 pub mod dvcfile;

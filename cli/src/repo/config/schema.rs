@@ -297,17 +297,6 @@ fn remote_tables(scheme: &str) -> Option<Vec<&'static [(&'static str, Check)]>> 
     Some(v)
 }
 
-/// The option names a remote with this URL scheme accepts, or `None` for a scheme DVC does not
-/// support.
-pub fn remote_option_names(scheme: &str) -> Option<Vec<&'static str>> {
-    remote_tables(scheme).map(|tables| {
-        tables
-            .iter()
-            .flat_map(|t| t.iter().map(|(k, _)| *k))
-            .collect()
-    })
-}
-
 /// The scheme of a remote URL as DVC's `ByUrl` sees it: empty for anything without a network
 /// location (plain paths, `file:///x`).
 pub fn url_scheme(url: &str) -> String {

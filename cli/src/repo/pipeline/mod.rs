@@ -18,8 +18,7 @@ use lode_proto::HashKind;
 use crate::hash::walk::{normalize, relative_to};
 use crate::repo::dvcfile::{DvcFileError, Out};
 use dvclock::{LockItem, LockStage};
-use dvcyaml::OutDecl;
-use yaml::{Node, Value};
+use yaml::Node;
 
 /// The name DVC gives a pipeline file, and its lock.
 pub const PROJECT_FILE: &str = "dvc.yaml";
@@ -112,8 +111,6 @@ pub struct Stage {
     pub params: Vec<ParamsDep>,
     /// Outputs (`outs`, `metrics` and `plots`), with the hashes the lock recorded.
     pub outs: Vec<Out>,
-    /// How each output was declared (same order as `outs`).
-    pub decls: Vec<OutDecl>,
     pub frozen: bool,
     pub always_changed: bool,
     /// The stage's lock entry, if any.
@@ -258,21 +255,12 @@ pub fn load(path: &Path, files: &dyn Files, cwd: &Path) -> Result<Vec<Stage>, Pi
                 deps,
                 params,
                 outs,
-                decls: d.outs,
                 frozen: d.frozen,
                 always_changed: d.always_changed,
                 locked,
             }
         })
         .collect())
-}
-
-/// A string or list `cmd` node.
-pub fn cmd_node(cmd: &Node) -> Node {
-    match &cmd.value {
-        Value::Seq(_) | Value::Str(_) => cmd.clone(),
-        _ => Node::new(Value::Null),
-    }
 }
 
 #[cfg(test)]

@@ -34,14 +34,6 @@ impl Owner {
         }
     }
 
-    /// The file the declaration lives in (`.dvc` file or `dvc.yaml`).
-    pub fn path(&self) -> &Path {
-        match self {
-            Owner::File(f) => &f.path,
-            Owner::Stage(s) => &s.dvcyaml,
-        }
-    }
-
     /// How DVC names it in messages: the `.dvc` file's path, or the stage's address.
     pub fn addressing(&self, cwd: &Path) -> String {
         match self {
