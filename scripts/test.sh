@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need (DVC 3 in .venv, reused when present), builds the
-# binaries the end-to-end tests drive, then `cargo test --workspace`.
+# Runs every test: installs what the tests need (DVC 3 in .venv, PostgreSQL; reused when present),
+# builds the binaries the end-to-end tests drive, then `cargo test --workspace`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,17 @@ if ! .venv/bin/dvc --version >/dev/null 2>&1; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "dvc==$DVC_VERSION"
 fi
+
+# PostgreSQL from Debian's packages for the tests of the PostgreSQL index (tests/src/postgres.rs
+# starts its own clusters in temporary folders; the package's own service is not used).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "Installing PostgreSQL ..."
+  sudo_if_needed=()
+  [ "$(id -u)" -eq 0 ] || sudo_if_needed=(sudo)
+  "${sudo_if_needed[@]}" apt-get update
+  "${sudo_if_needed[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
+fi
+export LODE_REQUIRE_POSTGRES=1
 
 # Interop tests fail, rather than skip, when dvc is missing under this script.
 export LODE_REQUIRE_DVC=1

@@ -6,6 +6,7 @@ pub mod bins;
 pub mod digest;
 pub mod docker;
 pub mod dvc;
+pub mod postgres;
 pub mod pyserver;
 pub mod remote_repo;
 pub mod repo;
