@@ -3,8 +3,9 @@
 //! A token is an HS256 JWT signed with the server's secret. Its `jti` names a row in the index,
 //! which holds the scope, role, expiry and revocation; only the token's SHA-256 is stored, so a
 //! copy of the database does not yield usable tokens. Verified rows and resolved roles are cached
-//! for a moment to keep the hot path off SQLite; changes made through the API clear the cache at
-//! once, changes made with `lode-server admin` on a running server apply within `CACHE_TTL`.
+//! for a moment to keep the hot path off the index; changes made through this server's API clear
+//! the cache at once, changes made with `lode-server admin` or through another server sharing the
+//! index apply within `CACHE_TTL` (a revoked token is refused by every server within a second).
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
@@ -24,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{now, Index, IndexError, NewToken, TokenRow};
 
-const CACHE_TTL: Duration = Duration::from_secs(2);
+const CACHE_TTL: Duration = Duration::from_secs(1);
 const SECRET_FILE: &str = "secret";
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +106,13 @@ impl Principal {
 
 /// Reads the signing secret from the data folder, creating it (mode 0600) on first use.
 pub(crate) fn load_or_create_secret(data: &Path) -> std::io::Result<Vec<u8>> {
-    let path = data.join(SECRET_FILE);
+    load_or_create_secret_file(&data.join(SECRET_FILE))
+}
+
+/// Reads the signing secret from `path` (64 or more hex digits), creating it (mode 0600) when it
+/// does not exist; of servers creating it at once, one wins and all read its secret.
+pub(crate) fn load_or_create_secret_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let path = path.to_path_buf();
     match fs::read_to_string(&path) {
         Ok(s) => {
             let meta = fs::metadata(&path)?;
@@ -125,15 +132,26 @@ pub(crate) fn load_or_create_secret(data: &Path) -> std::io::Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut secret = vec![0u8; 32];
             rand::rng().fill_bytes(&mut secret);
+            // Written under a temporary name and linked into place, so no reader ever sees a
+            // partial secret and of two writers one wins.
+            let partial = path.with_extension(format!("partial.{}", std::process::id()));
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(&path)?;
+                .open(&partial)?;
             f.write_all(hex::encode(&secret).as_bytes())?;
             f.write_all(b"\n")?;
             f.sync_all()?;
-            Ok(secret)
+            let linked = fs::hard_link(&partial, &path);
+            fs::remove_file(&partial)?;
+            match linked {
+                Ok(()) => Ok(secret),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_secret_file(&path)
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     }

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::auth::load_or_create_secret;
+use crate::auth::{load_or_create_secret, load_or_create_secret_file};
 use crate::config::ServerConfig;
 use crate::datadir::DataDir;
+use crate::db::postgres::PgIndex;
 use crate::db::sqlite::SqliteIndex;
 use crate::db::{Hold, Index, IndexError, Occupant};
 use crate::store::{FsStore, StoreError};
@@ -22,6 +23,12 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
+    #[error("secret file {path}: {source}")]
+    SecretFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -33,6 +40,9 @@ pub(crate) struct Backends {
     pub index: Arc<dyn Index>,
     pub store: Arc<FsStore>,
     data: DataDir,
+    /// Set when the index is in PostgreSQL, which then keeps the signing secret.
+    postgres: Option<Arc<PgIndex>>,
+    secret_file: Option<PathBuf>,
     _claim: Hold,
 }
 
@@ -50,30 +60,55 @@ pub(crate) async fn open_backends(
         Occupant::Server => cfg.db_max_connections,
         Occupant::Admin | Occupant::Fsck => TOOL_CONNECTIONS,
     };
-    let index = SqliteIndex::connect(&data, connections).await?;
+    let (index, postgres): (Arc<dyn Index>, _) = match &cfg.database_url {
+        Some(url) => {
+            let pg = Arc::new(PgIndex::connect(&url.0, connections).await?);
+            (pg.clone(), Some(pg))
+        }
+        None => (
+            Arc::new(SqliteIndex::connect(&data, connections).await?),
+            None,
+        ),
+    };
     let claim = index.occupy(who).await?;
     index.migrate().await?;
     let store = FsStore::open(&data.path, cfg.max_object_size)?;
     Ok(Backends {
-        index: Arc::new(index),
+        index,
         store,
         data,
+        postgres,
+        secret_file: cfg.secret_file.clone(),
         _claim: claim,
     })
 }
 
 impl Backends {
-    /// The secret tokens are signed with, created on first use.
-    pub(crate) fn signing_secret(&self) -> Result<Vec<u8>, BackendError> {
+    /// The secret tokens are signed with, created on first use: from the secret file when one
+    /// is configured, else from the database when it is PostgreSQL (so that every server sharing
+    /// it accepts every token), else from the data folder.
+    pub(crate) async fn signing_secret(&self) -> Result<Vec<u8>, BackendError> {
+        if let Some(path) = &self.secret_file {
+            return load_or_create_secret_file(path).map_err(|source| BackendError::SecretFile {
+                path: path.clone(),
+                source,
+            });
+        }
+        if let Some(pg) = &self.postgres {
+            return Ok(pg.signing_secret().await?);
+        }
         load_or_create_secret(&self.data.path).map_err(|source| BackendError::DataDir {
             path: self.data.path.clone(),
             source,
         })
     }
 
-    /// Where the deployment is, for the log.
+    /// Where the deployment is, for the log (never a password).
     pub(crate) fn describe(&self) -> String {
-        self.data.path.display().to_string()
+        match &self.postgres {
+            Some(pg) => format!("{}, blobs in {}", pg.describe(), self.data.path.display()),
+            None => self.data.path.display().to_string(),
+        }
     }
 
     pub(crate) async fn close(&self) {

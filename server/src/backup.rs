@@ -135,7 +135,8 @@ pub async fn run(cfg: &ServerConfig, dest: &Path) -> Result<BackupReport, Backup
     let data = DataDir {
         path: cfg.data_dir.clone(),
     };
-    if !data.db_path().is_file() {
+    // An index in PostgreSQL refuses below, through the index trait, before anything is copied.
+    if cfg.database_url.is_none() && !data.db_path().is_file() {
         return Err(BackupError::NoSource(cfg.data_dir.clone()));
     }
     let create = check_destination(dest, &cfg.data_dir)?;
@@ -171,7 +172,7 @@ async fn write_backup(
     let target = open_backends(&dest_cfg, Occupant::Fsck).await?;
     let result = place_blobs(source, &target).await;
     let result = match result {
-        Ok(report) => copy_secret(source, dest).map(|()| report),
+        Ok(report) => copy_secret(source, dest).await.map(|()| report),
         Err(e) => Err(e),
     };
     target.close().await;
@@ -259,8 +260,8 @@ fn copy_blob(src: &Path, dst: &Path) -> io::Result<()> {
     fs::rename(&partial, dst)
 }
 
-fn copy_secret(source: &Backends, dest: &Path) -> Result<(), BackupError> {
-    let secret = source.signing_secret()?;
+async fn copy_secret(source: &Backends, dest: &Path) -> Result<(), BackupError> {
+    let secret = source.signing_secret().await?;
     let path = dest.join("secret");
     let mut f = OpenOptions::new()
         .write(true)

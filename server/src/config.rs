@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,21 @@ pub struct ServerConfig {
     /// HTTPS certificate chain and key (PEM); plain HTTP when neither is set.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The index: SQLite in the data folder when `None`, else a `postgres://` URL.
+    pub database_url: Option<DatabaseUrl>,
+    /// Where the token-signing secret is kept, when not in the index's own place (the data
+    /// folder for SQLite, the database for PostgreSQL).
+    pub secret_file: Option<PathBuf>,
+}
+
+/// A database URL, which may hold a password: never printed by `{:?}`.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
 }
 
 impl Default for ServerConfig {
@@ -95,6 +112,8 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             tls_cert: None,
             tls_key: None,
+            database_url: None,
+            secret_file: None,
         }
     }
 }
@@ -130,6 +149,8 @@ impl ServerConfig {
         }
         c.tls_cert.clone_from(&file.tls_cert);
         c.tls_key.clone_from(&file.tls_key);
+        c.database_url = file.database_url.clone().map(DatabaseUrl);
+        c.secret_file.clone_from(&file.secret_file);
         Ok(c)
     }
 

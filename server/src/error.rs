@@ -65,6 +65,13 @@ impl IntoResponse for ApiError {
 
 impl From<IndexError> for ApiError {
     fn from(e: IndexError) -> ApiError {
+        if e.is_unavailable() {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            );
+        }
         match e {
             IndexError::NotFound(_) => ApiError::not_found(e.to_string()),
             IndexError::Conflict(_) => {
@@ -72,6 +79,7 @@ impl From<IndexError> for ApiError {
             }
             IndexError::Invalid(_) => ApiError::bad_request(e.to_string()),
             IndexError::Engine(_)
+            | IndexError::Unreachable { .. }
             | IndexError::Migrate(_)
             | IndexError::Occupied { .. }
             | IndexError::Batch { .. }
@@ -96,9 +104,8 @@ impl From<StoreError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         match e {
-            AuthError::Internal(_) | AuthError::Signing(_) | AuthError::Index(_) => {
-                ApiError::internal(e.to_string())
-            }
+            AuthError::Index(e) => e.into(),
+            AuthError::Internal(_) | AuthError::Signing(_) => ApiError::internal(e.to_string()),
             _ => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
         }
     }

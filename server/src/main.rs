@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use lode_server::admin::AdminCmd;
 use lode_server::config::{
-    parse_duration, parse_log_format, parse_size, FileConfig, LogFormat, ServerConfig,
+    parse_duration, parse_log_format, parse_size, DatabaseUrl, FileConfig, LogFormat, ServerConfig,
 };
 
 #[derive(Parser)]
@@ -22,6 +22,14 @@ struct Cli {
     /// Optional TOML configuration file; flags and LODE_* variables override it.
     #[arg(long, env = "LODE_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// The index in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DATABASE) instead of SQLite
+    /// in the data folder; every server of a deployment and its admin and fsck use the same.
+    #[arg(long, env = "LODE_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// File holding the token-signing secret (created when missing), instead of the data folder
+    /// (SQLite) or the database (PostgreSQL).
+    #[arg(long, env = "LODE_SECRET_FILE", global = true)]
+    secret_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,6 +115,12 @@ fn resolve_config(cli: &Cli, args: Option<&ServeArgs>) -> anyhow::Result<ServerC
     let mut cfg = ServerConfig::from_file(&file)?;
     if let Some(d) = &cli.data_dir {
         cfg.data_dir = d.clone();
+    }
+    if let Some(u) = &cli.database_url {
+        cfg.database_url = Some(DatabaseUrl(u.clone()));
+    }
+    if let Some(p) = &cli.secret_file {
+        cfg.secret_file = Some(p.clone());
     }
     if let Some(a) = args {
         if let Some(l) = &a.listen {

@@ -67,7 +67,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
         None => None,
     };
     let backends = open_backends(&cfg, Occupant::Server).await?;
-    let secret = backends.signing_secret()?;
+    let secret = backends.signing_secret().await?;
     let db = backends.index.clone();
     let store = backends.store.clone();
     let cleaned = store.clean_tmp()?;

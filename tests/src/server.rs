@@ -1,6 +1,11 @@
 //! A real `lode-server` process for end-to-end tests: a temporary data folder, a port chosen by
 //! the OS, projects and tokens made with `lode-server admin`, and the process killed on drop.
 //!
+//! With `LODE_TEST_DATABASE=postgres` every server keeps its index in a new database of the test
+//! process's PostgreSQL ([`crate::postgres`]) instead of SQLite in its data folder, and its
+//! `admin`, `fsck` and restarts use the same database; tests about SQLite's files skip themselves
+//! then through [`sqlite_only`].
+//!
 //! ```no_run
 //! let server = lode_e2e::server::Server::start();
 //! let token = server.project_with_token("ml", "write");
@@ -28,6 +33,31 @@ pub struct Server {
     url: String,
     extra_env: Vec<(String, String)>,
     log_generation: u32,
+    database_url: Option<String>,
+}
+
+/// Whether the servers of this test run keep their index in PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("LODE_TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
+/// For tests about SQLite's own files: true (after saying why) when this run puts the index in
+/// PostgreSQL, where the test has nothing to check; the test then returns.
+pub fn sqlite_only(why: &str) -> bool {
+    if on_postgres() {
+        eprintln!("not run with LODE_TEST_DATABASE=postgres: {why}");
+    }
+    on_postgres()
+}
+
+/// The index a new server gets: a fresh PostgreSQL database under `LODE_TEST_DATABASE=postgres`.
+fn new_database() -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let pg = crate::postgres::shared()
+        .expect("LODE_TEST_DATABASE=postgres needs PostgreSQL (/usr/lib/postgresql/*/bin)");
+    Some(pg.fresh_database())
 }
 
 impl Server {
@@ -43,6 +73,14 @@ impl Server {
 
     /// Starts a server on the given data folder (a fresh temporary one when `None`).
     pub fn start_in(data_dir: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        Server::launch(data_dir, env, new_database())
+    }
+
+    fn launch(
+        data_dir: Option<&Path>,
+        env: &[(&str, &str)],
+        database_url: Option<String>,
+    ) -> Server {
         let home = tempfile::Builder::new()
             .prefix("lode-server-")
             .tempdir()
@@ -60,9 +98,25 @@ impl Server {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             log_generation: 0,
+            database_url,
         };
         s.spawn();
         s
+    }
+
+    /// Starts a server whose index is the PostgreSQL database `database_url`, with its blobs in
+    /// `data_dir` (a fresh temporary folder when `None`).
+    pub fn start_on_database(
+        database_url: &str,
+        data_dir: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::launch(data_dir, env, Some(database_url.to_string()))
+    }
+
+    /// The PostgreSQL database this server's index is in, if any.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 
     fn spawn(&mut self) {
@@ -75,9 +129,13 @@ impl Server {
             .env("LODE_LISTEN", "127.0.0.1:0")
             .env("LODE_LOG", "info,lode_server=debug,tower_http=debug")
             .env_remove("LODE_CONFIG")
+            .env_remove("LODE_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
+        if let Some(url) = &self.database_url {
+            cmd.env("LODE_DATABASE_URL", url);
+        }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -161,21 +219,35 @@ impl Server {
             .join("\n")
     }
 
-    /// Runs `lode-server <args>` on this server's data folder.
+    /// Runs `lode-server <args>` on this server's deployment: its data folder, its index and the
+    /// environment it was started with.
     pub fn cli(&self, args: &[&str]) -> Run {
-        Server::cli_on(&self.data_dir, args)
+        let mut cmd = Server::cli_command(&self.data_dir, args);
+        if let Some(url) = self.database_url() {
+            cmd.env("LODE_DATABASE_URL", url);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run lode-server").into()
     }
 
-    /// Runs `lode-server <args>` on any data folder.
+    /// Runs `lode-server <args>` on any data folder, with its index in SQLite there.
     pub fn cli_on(data_dir: &Path, args: &[&str]) -> Run {
-        Command::new(crate::bins::lode_server())
-            .args(args)
-            .env("LODE_DATA_DIR", data_dir)
-            .env_remove("LODE_CONFIG")
-            .env("RUST_BACKTRACE", "0")
+        Server::cli_command(data_dir, args)
             .output()
             .expect("run lode-server")
             .into()
+    }
+
+    fn cli_command(data_dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(crate::bins::lode_server());
+        cmd.args(args)
+            .env("LODE_DATA_DIR", data_dir)
+            .env_remove("LODE_CONFIG")
+            .env_remove("LODE_DATABASE_URL")
+            .env("RUST_BACKTRACE", "0");
+        cmd
     }
 
     /// Runs `lode-server admin <args>`, panicking on failure.

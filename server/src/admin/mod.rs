@@ -265,7 +265,7 @@ impl Admin {
         expires_in: Option<std::time::Duration>,
         description: &str,
     ) -> Result<CreatedToken, AdminError> {
-        let secret = self.backends.signing_secret()?;
+        let secret = self.backends.signing_secret().await?;
         let auth = Auth::new(self.db.clone(), &secret);
         let (scope, project) = match &target {
             TokenTarget::Project { name, role } => {

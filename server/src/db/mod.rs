@@ -1,7 +1,8 @@
 //! The index: projects, users, groups, grants, tokens, the objects each project holds and the
 //! audit log, behind the [`Index`] trait that the server, `admin` and `fsck` use.
 //!
-//! Each engine lives in its own folder and keeps its SQL there; [`sqlite`] is the embedded one.
+//! Each engine lives in its own folder and keeps its SQL there; [`sqlite`] is the embedded one,
+//! [`postgres`] the one several servers share.
 //! The trait speaks in the project's own types (names, numeric ids, [`ObjectId`], the row structs
 //! of [`rows`]); times are Unix seconds (`i64`). An engine must pass the test suite in
 //! `conformance.rs`, which pins what each method promises.
@@ -11,6 +12,7 @@
 //! them: see [`coordination`].
 
 pub(crate) mod coordination;
+pub(crate) mod postgres;
 mod rows;
 pub(crate) mod sqlite;
 mod sqlx_error;
@@ -36,6 +38,13 @@ pub enum IndexError {
     /// The engine itself failed (connection lost, disk full, constraint the caller cannot fix).
     #[error("database error: {0}")]
     Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The engine could not be reached at all; `what` names it (never with a password).
+    #[error("cannot reach {what}: {source}")]
+    Unreachable {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("database migration failed: {0}")]
     Migrate(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0} not found")]
@@ -60,6 +69,20 @@ pub enum IndexError {
     },
     #[error("{0} has stopped")]
     Stopped(&'static str),
+}
+
+impl IndexError {
+    /// Whether the engine cannot be reached for now, so that the same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            IndexError::Unreachable { .. } => true,
+            IndexError::Engine(e) => e
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(sqlx_error::unavailable),
+            IndexError::Batch { source, .. } => source.is_unavailable(),
+            _ => false,
+        }
+    }
 }
 
 pub(crate) type IndexResult<T> = Result<T, IndexError>;

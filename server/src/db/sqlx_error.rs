@@ -23,3 +23,22 @@ pub(crate) fn unique(e: sqlx::Error, what: impl Into<String>) -> IndexError {
     }
     e.into()
 }
+
+/// Whether the error says the database cannot be reached for now (connection refused or lost,
+/// no free connection, the server shutting down or starting up) rather than that the request
+/// itself failed.
+pub(crate) fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P (operator intervention: shutdown,
+        // crash, starting up).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
