@@ -34,3 +34,11 @@ cargo build --workspace --bins
 # The statically linked lode-server and the image the Docker tests run.
 docker/build.sh --tag lode-server:e2e
 cargo test --workspace "$@"
+# The server's end-to-end suites again, every server with its index in a PostgreSQL database
+# (tests about SQLite's own files say so and return).
+server_suites=()
+for f in tests/tests/server_*.rs; do
+  name=$(basename "$f" .rs)
+  [ "$name" = server_postgres ] || server_suites+=(--test "$name")
+done
+LODE_TEST_DATABASE=postgres cargo test -p lode-e2e "${server_suites[@]}" "$@"

@@ -279,6 +279,28 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Every row of `database`, as `pg_dump --data-only` writes them.
+    pub fn dump(&self, database: &str) -> String {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args([
+                "--data-only",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+            ])
+            .args(["-U", USER, database])
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Stops the cluster (fast shutdown: open connections are cut), keeping its data.
     pub fn stop(&mut self) {
         if let Some((mut child, mut stdin)) = self.watchdog.take() {

@@ -114,6 +114,24 @@ impl Server {
         Server::launch(data_dir, env, Some(database_url.to_string()))
     }
 
+    /// Everything the index holds, as text: the SQLite file and its log, or a dump of the
+    /// PostgreSQL database (of the test process's cluster).
+    pub fn index_contents(&self) -> String {
+        match self.database_url() {
+            Some(url) => {
+                let pg = crate::postgres::shared().expect("the test process's PostgreSQL");
+                pg.dump(url.rsplit('/').next().expect("database name"))
+            }
+            None => {
+                let mut db = std::fs::read(self.data_dir.join("lode.db")).expect("lode.db");
+                if let Ok(wal) = std::fs::read(self.data_dir.join("lode.db-wal")) {
+                    db.extend(wal);
+                }
+                String::from_utf8_lossy(&db).into_owned()
+            }
+        }
+    }
+
     /// The PostgreSQL database this server's index is in, if any.
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref()

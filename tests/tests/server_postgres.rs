@@ -158,3 +158,17 @@ fn tokens_are_signed_with_the_secret_in_the_database() {
     assert_eq!(get(&a, &from_file, "ml", &data).0, 401);
     assert_eq!(get(&a, &token, "ml", &data), (200, true));
 }
+
+#[test]
+fn backup_refuses_a_postgresql_index_and_names_pg_dump() {
+    let Some(pg) = postgres::shared() else { return };
+    let s = Server::start_on_database(&pg.fresh_database(), None, &[]);
+    s.create_project("ml");
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("backup");
+    let r = s.cli(&["backup", dest.to_str().unwrap()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("pg_dump"), "{r:?}");
+    assert!(!r.stderr.contains(PASSWORD), "{r:?}");
+    assert!(!dest.exists(), "a refused backup left {}", dest.display());
+}
