@@ -63,6 +63,11 @@ pub enum Command {
     Fetch(TransferArgs),
     /// Download tracked data from a remote and check it out into the workspace.
     Pull(PullArgs),
+    /// List the files of a repository, Git-tracked and DVC-tracked.
+    #[command(alias = "ls")]
+    List(ListArgs),
+    /// Download a file or folder tracked by a repository, without tracking it here.
+    Get(GetArgs),
     /// Reproduce pipelines: left to `dvc repro`.
     #[command(disable_help_flag = true)]
     Repro(DvcOnlyArgs),
@@ -355,4 +360,44 @@ pub struct GcArgs {
     /// Report what would be removed without removing it.
     #[arg(long)]
     pub dry: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The repository: anything `git clone` takes.
+    pub url: String,
+    /// A path inside it (default: its top).
+    pub path: Option<String>,
+    /// A Git revision of the repository (default: its default branch).
+    #[arg(long)]
+    pub rev: Option<String>,
+    /// List the files of subfolders too.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Only what DVC tracks.
+    #[arg(long)]
+    pub dvc_only: bool,
+    /// Print the entries as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The repository: anything `git clone` takes.
+    pub url: String,
+    /// The file or folder inside it.
+    pub path: String,
+    /// Where to write it (default: its name, in the current folder).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// A Git revision of the repository (default: its default branch).
+    #[arg(long)]
+    pub rev: Option<String>,
+    /// Replace what is already at the destination.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Parallel transfers.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
 }

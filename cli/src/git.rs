@@ -66,6 +66,19 @@ fn lines(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// One entry of a commit's tree, as `git ls-tree -r -t -l` lists it.
+#[derive(Debug, Clone)]
+pub struct TreeEntry {
+    /// Path from the top of the tree, `/`-separated.
+    pub path: String,
+    pub is_tree: bool,
+    /// `100755` blobs.
+    pub executable: bool,
+    pub oid: String,
+    /// A blob's size; `None` for trees (see [`Git::object_sizes`]).
+    pub size: Option<u64>,
+}
+
 impl Git {
     /// The work tree containing `dir`, or `None` when `dir` is not inside one (or `git` is
     /// missing, which amounts to the same for a DVC repository).
@@ -206,6 +219,99 @@ impl Git {
             args.push("HEAD");
         }
         Ok(lines(&run_ok(&self.root, &args)?))
+    }
+
+    /// A repository without a work tree (a bare clone) at `dir`.
+    pub fn bare(dir: &Path) -> Git {
+        Git {
+            root: dir.to_path_buf(),
+        }
+    }
+
+    /// The full id of the commit `rev` names, `None` when it names none here.
+    pub fn commit_of(&self, rev: &str) -> Result<Option<String>, GitError> {
+        let out = run(
+            &self.root,
+            &[
+                "rev-parse",
+                "--verify",
+                "-q",
+                "--end-of-options",
+                &format!("{rev}^{{commit}}"),
+            ],
+        )?;
+        Ok(if out.status.success() {
+            lines(&out.stdout).into_iter().next()
+        } else {
+            None
+        })
+    }
+
+    /// Every blob and tree of commit `rev`, recursively.
+    pub fn tree(&self, rev: &str) -> Result<Vec<TreeEntry>, GitError> {
+        let listing = run_ok(
+            &self.root,
+            &["ls-tree", "-r", "-t", "-l", "-z", "--full-tree", rev],
+        )?;
+        let mut entries = Vec::new();
+        for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+            let entry = String::from_utf8_lossy(entry);
+            // "<mode> <type> <oid> <size>\t<path>", the size padded with spaces.
+            let bad = || GitError::Output {
+                args: format!("ls-tree {rev}"),
+                detail: entry.to_string(),
+            };
+            let (meta, path) = entry.split_once('\t').ok_or_else(bad)?;
+            let meta: Vec<&str> = meta.split_whitespace().collect();
+            let [mode, kind, oid, size] = meta.as_slice() else {
+                return Err(bad());
+            };
+            if *kind != "blob" && *kind != "tree" {
+                // Submodules (commits) hold nothing of this repository.
+                continue;
+            }
+            entries.push(TreeEntry {
+                path: path.to_string(),
+                is_tree: *kind == "tree",
+                executable: *mode == "100755",
+                oid: oid.to_string(),
+                size: size.parse().ok(),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// The sizes of objects (tree objects included), in the order given.
+    pub fn object_sizes(&self, oids: &[&str]) -> Result<Vec<u64>, GitError> {
+        if oids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut child = git_in(&self.root)
+            .args(["cat-file", "--batch-check=%(objectsize)"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(GitError::Spawn)?;
+        let input: String = oids.iter().map(|o| format!("{o}\n")).collect();
+        let mut stdin = child.stdin.take().ok_or_else(|| GitError::Output {
+            args: "cat-file --batch-check".into(),
+            detail: "no stdin".into(),
+        })?;
+        let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output().map_err(GitError::Spawn)?;
+        let _ = feeder.join();
+        let sizes: Vec<u64> = lines(&out.stdout)
+            .iter()
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        if sizes.len() != oids.len() {
+            return Err(GitError::Output {
+                args: "cat-file --batch-check".into(),
+                detail: format!("{} sizes for {} objects", sizes.len(), oids.len()),
+            });
+        }
+        Ok(sizes)
     }
 
     /// The content of the file at `path` (relative to the work tree's top, `/`-separated) in

@@ -8,6 +8,7 @@ pub mod docker;
 pub mod dvc;
 pub mod postgres;
 pub mod pyserver;
+pub mod registry;
 pub mod remote_repo;
 pub mod repo;
 pub mod server;

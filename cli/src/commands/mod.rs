@@ -9,7 +9,9 @@ mod commit;
 pub(crate) mod config;
 mod fetch;
 mod gc;
+mod get;
 mod init;
+mod list;
 mod pull;
 mod push;
 mod remote;
@@ -77,6 +79,8 @@ fn run(cli: Cli, out: Printer) -> Result<ExitCode, LodeError> {
         Command::Push(a) => push::run(a, ui),
         Command::Fetch(a) => fetch::run(a, ui),
         Command::Pull(a) => pull::run(a, ui),
+        Command::List(a) => list::run(a, ui),
+        Command::Get(a) => get::run(a, ui),
         Command::Repro(_) => left_to_dvc("repro"),
         Command::Exp(_) => left_to_dvc("exp"),
         Command::Queue(_) => left_to_dvc("queue"),

@@ -541,6 +541,23 @@ impl Config {
         })
     }
 
+    /// The configuration of another repository read from Git: the user's and the system's
+    /// levels from disk and `repo`, that repository's committed `.dvc/config` (its
+    /// `config.local` is never in Git), validated.
+    pub fn of_source(repo: ConfigFile) -> Result<Config, ConfigError> {
+        let dvc_dir = repo.conf_dir();
+        let mut files = Vec::new();
+        for level in [Level::System, Level::Global] {
+            if let Some(path) = level.file_path(None) {
+                files.push((level, ConfigFile::read(&path)?));
+            }
+        }
+        files.push((Level::Repo, repo));
+        let config = Config { dvc_dir, files };
+        config.validate(None)?;
+        Ok(config)
+    }
+
     pub fn in_repo(&self) -> bool {
         !self.dvc_dir.as_os_str().is_empty()
     }

@@ -5,9 +5,12 @@ pub mod config;
 pub mod dvcfile;
 pub mod dvcignore;
 pub mod gitignore;
+pub mod listing;
 pub mod lock;
 pub mod pipeline;
 pub mod revisions;
+pub mod source;
+pub mod source_data;
 
 use std::path::{Path, PathBuf};
 

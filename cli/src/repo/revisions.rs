@@ -253,6 +253,19 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// A walker over the commits of `git` (a bare clone of another repository, say) whose
+    /// DVC repository is in its folder `sub` (`/`-joined, empty at the top); outputs are
+    /// named under `root`.
+    pub fn of_git(root: &'a Path, ignore: &'a DvcIgnore, git: Git, sub: String) -> Walker<'a> {
+        let cell = std::cell::OnceCell::new();
+        let _ = cell.set(Some((git, sub)));
+        Walker {
+            root,
+            ignore,
+            git: cell,
+        }
+    }
+
     fn git(&self) -> Result<&(Git, String), RevisionError> {
         if self.git.get().is_none() {
             let found = Git::discover(self.root)?.map(|g| {
