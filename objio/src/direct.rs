@@ -127,6 +127,17 @@ impl<F: Borrow<File>> ObjectWriter<F> {
         Ok(())
     }
 
+    /// A writer that goes through the page cache from the start, for a caller that has no
+    /// aligned buffer to give it.
+    pub fn buffered_only(file: F) -> ObjectWriter<F> {
+        ObjectWriter {
+            file,
+            offset: 0,
+            direct: false,
+            unflushed: 0,
+        }
+    }
+
     /// Whether writes still go around the page cache (aligned buffers are then worth
     /// gathering).
     pub fn is_direct(&self) -> bool {

@@ -29,6 +29,7 @@ use super::{
     BatchOutcome, BlobKey, BlobMeta, BlobSink, BlobStore, ByteStream, FsMaintenance, ListedBlob,
     OpenBlob, Received, SmallReads, Staged, StoreError, StoreResult,
 };
+use direct::ChunkPool;
 use flush_pool::FlushPool;
 use group_commit::GroupQueue;
 use temp::LinkWay;
@@ -56,6 +57,8 @@ pub struct FsStore {
     turns: Mutex<()>,
     /// Threads that wait on flushes side by side, started by the first batch that needs them.
     flush_pool: OnceLock<Option<FlushPool>>,
+    /// Aligned chunks large uploads gather their direct writes in.
+    chunks: ChunkPool,
 }
 
 impl FsStore {
@@ -85,6 +88,7 @@ impl FsStore {
             group: OnceLock::new(),
             turns: Mutex::new(()),
             flush_pool: OnceLock::new(),
+            chunks: ChunkPool::new(),
         }))
     }
 

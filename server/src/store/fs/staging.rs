@@ -89,8 +89,9 @@ impl FsStore {
             .await?;
         let writer = temp.map(|(file, name)| {
             let (tx, mut rx) = mpsc::channel::<Piece>(WRITE_QUEUE);
+            let store = Arc::clone(&self);
             let thread = tokio::task::spawn_blocking(move || -> StoreResult<TempBlob> {
-                let mut out = LargeWriter::new(file);
+                let mut out = LargeWriter::new(file, &store.chunks);
                 while let Some(piece) = rx.blocking_recv() {
                     for frame in piece.iter() {
                         out.write(frame).map_err(|e| write_err(key, e))?;

@@ -112,6 +112,37 @@ async fn concurrent_puts_are_committed_in_groups() {
     assert_eq!(tmp_files(&dir), 0);
 }
 
+/// Many large uploads at once share the store's few aligned chunks: those without one write
+/// through the page cache, every blob lands with its bytes, and every chunk comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_large_uploads_share_the_chunk_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::open(dir.path(), u64::MAX).unwrap();
+    let tasks: Vec<_> = (0..32u32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let size = DIRECT_CHUNK + DIRECT_ALIGN * (i as usize) + 7;
+                let data: Vec<u8> = (0..size).map(|j| (j as u32 ^ i) as u8).collect();
+                let k = key(HashKind::Md5, &data);
+                store.put(k, body(data.clone(), PIECE / 2)).await.unwrap();
+                (k, data)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (k, data) = t.await.unwrap();
+        assert_eq!(std::fs::read(store.blob_path(k)).unwrap(), data);
+    }
+    assert_eq!(store.chunks.lent(), 0);
+    // A refused upload gives its chunk back too.
+    let data = vec![3u8; 2 * PIECE];
+    let wrong = key(HashKind::Md5, b"not these bytes");
+    assert!(store.stage(wrong, body(data, PIECE)).await.is_err());
+    assert_eq!(store.chunks.lent(), 0);
+    assert_eq!(tmp_files(&dir), 0);
+}
+
 /// Stages `n` distinct small blobs, then commits them in rounds of the given kind: the
 /// blobs end up in place with their bytes, and `tmp/` empty.
 fn commit_in_rounds(store: &FsStore, n: usize, per_file: bool) {
