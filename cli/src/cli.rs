@@ -68,6 +68,10 @@ pub enum Command {
     List(ListArgs),
     /// Download a file or folder tracked by a repository, without tracking it here.
     Get(GetArgs),
+    /// Download a file or folder of another repository and track where it came from.
+    Import(ImportArgs),
+    /// Move imports to the latest (or another) revision of their source.
+    Update(UpdateArgs),
     /// Reproduce pipelines: left to `dvc repro`.
     #[command(disable_help_flag = true)]
     Repro(DvcOnlyArgs),
@@ -397,6 +401,45 @@ pub struct GetArgs {
     /// Replace what is already at the destination.
     #[arg(short, long)]
     pub force: bool,
+    /// Parallel transfers.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The repository: anything `git clone` takes.
+    pub url: String,
+    /// The file or folder inside it.
+    pub path: String,
+    /// Where to put it (default: its name, in the current folder).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// A Git revision of the repository (default: its default branch), recorded as `rev`.
+    #[arg(long)]
+    pub rev: Option<String>,
+    /// Write the `.dvc` file only; `lode pull` or `update` downloads later.
+    #[arg(long)]
+    pub no_download: bool,
+    /// Replace what is already at the destination.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Parallel transfers.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Import `.dvc` files (or their outputs).
+    #[arg(required = true)]
+    pub targets: Vec<PathBuf>,
+    /// Move to this revision of the source (recorded as `rev`).
+    #[arg(long)]
+    pub rev: Option<String>,
+    /// Update the `.dvc` file only.
+    #[arg(long)]
+    pub no_download: bool,
     /// Parallel transfers.
     #[arg(short, long)]
     pub jobs: Option<usize>,

@@ -50,13 +50,15 @@ impl Env {
         self.home.join("cache")
     }
 
-    /// Sets a remote option in the global config both tools read (how a reader of the
-    /// registry gives the token that the registry's committed config does not hold).
-    pub fn global_remote_option(&self, remote: &str, key: &str, value: &str) {
-        let path = self.home.join("config/config");
-        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.push_str(&format!("['remote \"{remote}\"']\n    {key} = {value}\n"));
-        std::fs::write(path, text).expect("write global config");
+    /// Defines a remote in the global config both tools read: how a reader of the registry
+    /// gives the token that the registry's committed config does not hold (a whole remote,
+    /// so that the config of a repository the reader works in stays valid).
+    pub fn global_remote(&self, name: &str, options: &[(&str, &str)]) {
+        let mut text = format!("['remote \"{name}\"']\n");
+        for (k, v) in options {
+            text.push_str(&format!("    {k} = {v}\n"));
+        }
+        std::fs::write(self.home.join("config/config"), text).expect("write global config");
     }
 
     fn command(&self, program: &Path, dir: &Path, args: &[&str]) -> Run {

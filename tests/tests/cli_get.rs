@@ -22,7 +22,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, bool)> {
 }
 
 struct Setup {
-    _server: Server,
+    server: Server,
     registry: Registry,
     env: Env,
 }
@@ -32,9 +32,13 @@ fn setup(dvc: Option<std::path::PathBuf>) -> Setup {
     let token = server.project_with_token("registry", "write");
     let registry = Registry::new(&server.project_url("registry"), Some(&token));
     let env = Env::new(dvc);
-    env.global_remote_option("storage", "password", &format!("Bearer {token}"));
+    let remote = server.project_url("registry");
+    env.global_remote(
+        "storage",
+        &[("url", &remote), ("password", &format!("Bearer {token}"))],
+    );
     Setup {
-        _server: server,
+        server,
         registry,
         env,
     }
@@ -173,7 +177,11 @@ fn bad_requests_write_nothing() {
     }
     // A refused token: the data cannot be read, and nothing is left behind.
     let refused = Env::new(None);
-    refused.global_remote_option("storage", "password", "Bearer not-a-token");
+    let remote = s.server.project_url("registry");
+    refused.global_remote(
+        "storage",
+        &[("url", &remote), ("password", "Bearer not-a-token")],
+    );
     let r = refused.lode(here.path(), &["get", &url, "data"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("failed to get 'data'"), "{r:?}");

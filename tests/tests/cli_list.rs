@@ -149,7 +149,11 @@ fn folders_are_expanded_from_a_lode_server_remote() {
         "{refused:?}"
     );
 
-    env.global_remote_option("storage", "password", &format!("Bearer {token}"));
+    let remote = server.project_url("registry");
+    env.global_remote(
+        "storage",
+        &[("url", &remote), ("password", &format!("Bearer {token}"))],
+    );
     for args in [
         vec!["list", url.as_str(), "data", "--json"],
         vec!["list", url.as_str(), "-R"],

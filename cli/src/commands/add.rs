@@ -51,21 +51,7 @@ pub fn run(args: AddArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
         }
     }
 
-    if repo.config.get_bool("core", "autostage") == Some(true) {
-        if let Ok(Some(git)) = crate::git::Git::discover(&repo.root) {
-            let paths: Vec<&Path> = to_stage.iter().map(PathBuf::as_path).collect();
-            git.add(&paths)?;
-        }
-    } else {
-        let rel: Vec<String> = to_stage
-            .iter()
-            .map(|p| shell_word(&relative_to(p, cwd).to_string_lossy()))
-            .collect();
-        ui.out.line(format_args!(
-            "\nTo track the changes with git, run:\n\n\tgit add {}\n\nTo enable auto staging, run:\n\n\tdvc config core.autostage true",
-            rel.join(" ")
-        ))?;
-    }
+    crate::commands::stage_or_hint(&repo, &to_stage, cwd, ui)?;
     Ok(ExitCode::Ok)
 }
 
@@ -301,14 +287,4 @@ fn link_workspace(
         Found::Missing => {}
     }
     Ok(())
-}
-
-/// Quotes a path for the suggested `git add` line only when the shell needs it.
-fn shell_word(s: &str) -> String {
-    let safe = |c: char| c.is_alphanumeric() || "@%+=:,./-_".contains(c);
-    if !s.is_empty() && s.chars().all(safe) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\"'\"'"))
-    }
 }

@@ -1,8 +1,6 @@
 //! `lode get URL PATH`: downloads a file or folder of another repository, without tracking it,
 //! inside a repository or not.
 
-use std::path::{Path, PathBuf};
-
 use crate::cache::link::LinkType;
 use crate::cache::{Cache, Sharing};
 use crate::cli::GetArgs;
@@ -10,41 +8,9 @@ use crate::commands::Ui;
 use crate::remote::sync;
 use crate::repo::listing::{normalize, ListingError};
 use crate::repo::source::{Source, SourceError};
-use crate::repo::source_data::SourceData;
+use crate::repo::source_data::{resolve_output, SourceData};
 use crate::repo::Repo;
 use crate::{ExitCode, LodeError};
-
-/// Where `get` writes `path`, as DVC's `resolve_output`: `out`, inside `out` when it is a
-/// folder, else the path's name here. Refuses an existing destination without `force`.
-pub(crate) fn resolve_output(
-    cwd: &Path,
-    path: &str,
-    out: Option<&Path>,
-    force: bool,
-) -> Result<PathBuf, String> {
-    let name = normalize(path)
-        .rsplit('/')
-        .next()
-        .filter(|n| !n.is_empty())
-        .unwrap_or(".")
-        .to_string();
-    let shown = match out {
-        None => PathBuf::from(&name),
-        Some(o) if cwd.join(o).is_dir() => o.join(&name),
-        Some(o) => o.to_path_buf(),
-    };
-    let abs = cwd.join(&shown);
-    if !force {
-        if let Ok(m) = std::fs::symlink_metadata(&abs) {
-            let kind = if m.is_dir() { "directory" } else { "file" };
-            return Err(format!(
-                "The {kind} '{}' already exists locally. \nTo override it, re-run with '--force'.",
-                shown.display()
-            ));
-        }
-    }
-    Ok(abs)
-}
 
 pub fn run(a: GetArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let action = format!("failed to get '{}' from '{}'", a.path, a.url);

@@ -10,6 +10,7 @@ pub(crate) mod config;
 mod fetch;
 mod gc;
 mod get;
+mod import;
 mod init;
 mod list;
 mod pull;
@@ -17,6 +18,7 @@ mod push;
 mod remote;
 mod status;
 mod status_cloud;
+mod update;
 
 use std::path::PathBuf;
 
@@ -81,6 +83,8 @@ fn run(cli: Cli, out: Printer) -> Result<ExitCode, LodeError> {
         Command::Pull(a) => pull::run(a, ui),
         Command::List(a) => list::run(a, ui),
         Command::Get(a) => get::run(a, ui),
+        Command::Import(a) => import::run(a, ui),
+        Command::Update(a) => update::run(a, ui),
         Command::Repro(_) => left_to_dvc("repro"),
         Command::Exp(_) => left_to_dvc("exp"),
         Command::Queue(_) => left_to_dvc("queue"),
@@ -128,6 +132,41 @@ pub(crate) fn transfer_session(
         direction,
     };
     crate::remote::session::Session::open(repo, &ui.cwd, &request, ui.out, action)
+}
+
+/// After a command wrote `.dvc` files and `.gitignore` entries (`paths`): `git add`s them with
+/// `core.autostage`, else prints DVC's hint with the paths relative to `cwd`.
+pub(crate) fn stage_or_hint(
+    repo: &crate::repo::Repo,
+    paths: &[PathBuf],
+    cwd: &std::path::Path,
+    ui: &Ui,
+) -> Result<(), LodeError> {
+    if repo.config.get_bool("core", "autostage") == Some(true) {
+        if let Ok(Some(git)) = crate::git::Git::discover(&repo.root) {
+            let paths: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+            git.add(&paths)?;
+        }
+        return Ok(());
+    }
+    let rel: Vec<String> = paths
+        .iter()
+        .map(|p| shell_word(&crate::hash::walk::relative_to(p, cwd).to_string_lossy()))
+        .collect();
+    ui.out.line(format_args!(
+        "\nTo track the changes with git, run:\n\n\tgit add {}\n\nTo enable auto staging, run:\n\n\tdvc config core.autostage true",
+        rel.join(" ")
+    ))
+}
+
+/// Quotes a path for the suggested `git add` line only when the shell needs it.
+fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_alphanumeric() || "@%+=:,./-_".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
 }
 
 /// The current directory, as an error DVC-style commands can report.

@@ -290,10 +290,6 @@ pub struct DvcFile {
         expect(dead_code, reason = "read by `lode update`, pinned by tests")
     )]
     pub frozen: bool,
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read by `lode update`, pinned by tests")
-    )]
     pub deps: Vec<Dep>,
     pub outs: Vec<Out>,
     text: String,

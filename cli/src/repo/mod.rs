@@ -5,6 +5,7 @@ pub mod config;
 pub mod dvcfile;
 pub mod dvcignore;
 pub mod gitignore;
+pub mod imported;
 pub mod listing;
 pub mod lock;
 pub mod pipeline;

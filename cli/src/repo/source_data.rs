@@ -15,7 +15,7 @@ use crate::remote::progress::Progress;
 use crate::remote::sync::{self, FetchReport};
 use crate::remote::used::UsedOut;
 use crate::remote::Remote;
-use crate::repo::listing::{Content, File, Listing};
+use crate::repo::listing::{normalize, Content, File, Listing};
 use crate::repo::source::{Source, SourceError};
 use crate::LodeError;
 
@@ -187,6 +187,38 @@ impl SourceData {
         std::fs::rename(&staged, dest).map_err(|e| io(dest, e))?;
         Ok(())
     }
+}
+
+/// Where `get` and `import` write `path`, as DVC's `resolve_output`: `out`, inside `out` when it is a
+/// folder, else the path's name here. Refuses an existing destination without `force`.
+pub(crate) fn resolve_output(
+    cwd: &Path,
+    path: &str,
+    out: Option<&Path>,
+    force: bool,
+) -> Result<PathBuf, String> {
+    let name = normalize(path)
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(".")
+        .to_string();
+    let shown = match out {
+        None => PathBuf::from(&name),
+        Some(o) if cwd.join(o).is_dir() => o.join(&name),
+        Some(o) => o.to_path_buf(),
+    };
+    let abs = cwd.join(&shown);
+    if !force {
+        if let Ok(m) = std::fs::symlink_metadata(&abs) {
+            let kind = if m.is_dir() { "directory" } else { "file" };
+            return Err(format!(
+                "The {kind} '{}' already exists locally. \nTo override it, re-run with '--force'.",
+                shown.display()
+            ));
+        }
+    }
+    Ok(abs)
 }
 
 fn io(path: &Path, source: std::io::Error) -> LodeError {

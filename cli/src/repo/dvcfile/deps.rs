@@ -208,11 +208,6 @@ fn setting_of(node: &Node) -> Setting {
     }
 }
 
-// Nothing writes imports yet; `lode import` will, and the tests pin the writer to DVC's files.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the writer of `lode import`, pinned by the tests")
-)]
 pub mod write;
 
 #[cfg(test)]
