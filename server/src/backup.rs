@@ -15,13 +15,12 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use lode_proto::ObjectId;
 
 use crate::auth::load_or_create_secret;
 use crate::backends::{open_backends, BackendError, Backends};
-use crate::config::ServerConfig;
+use crate::config::{BlobStoreConfig, ServerConfig};
 use crate::datadir::{current_uid, writable, DataDir};
 use crate::db::{IndexError, Occupant};
 use crate::store::{BlobKey, FsStore};
@@ -45,6 +44,8 @@ pub enum BackupError {
     },
     #[error("the index names an object with a malformed id: {0}")]
     BadId(String),
+    #[error("backup copies blobs kept in the data folder; with --blob-store s3://… back up the bucket with the store's own tools (versioning, replication) and the index on its own")]
+    NotOnDisk,
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BackupError + 'a {
@@ -132,6 +133,9 @@ fn check_destination(dest: &Path, data_dir: &Path) -> Result<bool, BackupError> 
 
 /// Backs up the deployment `cfg` names into `dest`.
 pub async fn run(cfg: &ServerConfig, dest: &Path) -> Result<BackupReport, BackupError> {
+    if !matches!(cfg.blob_store, BlobStoreConfig::DataDir) {
+        return Err(BackupError::NotOnDisk);
+    }
     let data = DataDir {
         path: cfg.data_dir.clone(),
     };
@@ -190,7 +194,9 @@ async fn place_blobs(source: &Backends, target: &Backends) -> Result<BackupRepor
             .map_err(|_| BackupError::BadId(format!("{kind}:{oid}")))?;
         keys.push((BlobKey { kind, oid }, size));
     }
-    let (from, to) = (Arc::clone(&source.store), Arc::clone(&target.store));
+    let (Some(from), Some(to)) = (source.fs.clone(), target.fs.clone()) else {
+        return Err(BackupError::NotOnDisk);
+    };
     let (mut report, gone) = tokio::task::spawn_blocking(move || link_all(&from, &to, keys))
         .await
         .map_err(|e| BackupError::Io {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::tls::TlsFiles;
+use lode_s3::{S3Location, S3Settings};
 
 pub const DEFAULT_DATA_DIR: &str = "./lode-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -27,6 +28,10 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub database_url: Option<String>,
     pub secret_file: Option<PathBuf>,
+    pub blob_store: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_path_style: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +92,8 @@ pub struct ServerConfig {
     /// Where the token-signing secret is kept, when not in the index's own place (the data
     /// folder for SQLite, the database for PostgreSQL).
     pub secret_file: Option<PathBuf>,
+    /// Where blobs live.
+    pub blob_store: BlobStoreConfig,
 }
 
 /// A database URL, which may hold a password: never printed by `{:?}`.
@@ -96,6 +103,39 @@ pub struct DatabaseUrl(pub String);
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DatabaseUrl(..)")
+    }
+}
+
+/// Where blobs live: the data folder's `blobs/` (the default) or an S3 bucket.
+#[derive(Debug, Clone, Default)]
+pub enum BlobStoreConfig {
+    #[default]
+    DataDir,
+    S3 {
+        location: S3Location,
+        settings: S3Settings,
+        /// Multipart uploads older than this are taken for a crash's and aborted.
+        upload_grace: Duration,
+    },
+}
+
+/// How long an S3 multipart upload may stay unfinished by default: longer than any upload
+/// takes.
+pub const DEFAULT_S3_UPLOAD_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+impl BlobStoreConfig {
+    /// From `--blob-store` (`s3://BUCKET/PREFIX`; none for the data folder) and the S3 options.
+    pub fn parse(url: Option<&str>, settings: S3Settings) -> Result<BlobStoreConfig, ConfigError> {
+        match url {
+            None | Some("") => Ok(BlobStoreConfig::DataDir),
+            Some(url) => S3Location::parse(url)
+                .map(|location| BlobStoreConfig::S3 {
+                    location,
+                    settings,
+                    upload_grace: DEFAULT_S3_UPLOAD_GRACE,
+                })
+                .map_err(|e| ConfigError::Value(e.to_string())),
+        }
     }
 }
 
@@ -114,6 +154,7 @@ impl Default for ServerConfig {
             tls_key: None,
             database_url: None,
             secret_file: None,
+            blob_store: BlobStoreConfig::DataDir,
         }
     }
 }
@@ -151,6 +192,12 @@ impl ServerConfig {
         c.tls_key.clone_from(&file.tls_key);
         c.database_url = file.database_url.clone().map(DatabaseUrl);
         c.secret_file.clone_from(&file.secret_file);
+        let s3 = S3Settings {
+            endpoint: file.s3_endpoint.clone(),
+            region: file.s3_region.clone(),
+            path_style: file.s3_path_style.unwrap_or(false),
+        };
+        c.blob_store = BlobStoreConfig::parse(file.blob_store.as_deref(), s3)?;
         Ok(c)
     }
 

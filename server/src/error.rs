@@ -95,6 +95,7 @@ impl From<StoreError> for ApiError {
             StoreError::TooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             StoreError::Body(_) => (StatusCode::BAD_REQUEST, "incomplete_body"),
             StoreError::NoSpace(_) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
+            StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             StoreError::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
         };
         ApiError::new(status, code, e.to_string())

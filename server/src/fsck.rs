@@ -19,7 +19,7 @@ use crate::backends::{open_backends, BackendError};
 use crate::config::ServerConfig;
 use crate::db::{Index, IndexError, Occupant};
 use crate::store::verify::blob_digest;
-use crate::store::{BlobKey, BlobStore, FsMaintenance, StoreError};
+use crate::store::{BlobKey, BlobStore, StoreError, Upkeep};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsckError {
@@ -58,21 +58,30 @@ impl FsckReport {
 /// Opens the deployment `cfg` names, alone, and checks it.
 pub async fn check(cfg: &ServerConfig, repair: bool, quick: bool) -> Result<FsckReport, FsckError> {
     let backends = open_backends(cfg, Occupant::Fsck).await?;
-    let report = run(&*backends.index, &backends.store, repair, quick).await;
+    let report = run(
+        &*backends.index,
+        &*backends.store,
+        &*backends.upkeep,
+        repair,
+        quick,
+    )
+    .await;
     backends.close().await;
     report
 }
 
 /// Checks the data folder; with `repair`, fixes what it finds. `quick` skips re-hashing blobs.
-pub(crate) async fn run<S: BlobStore + FsMaintenance>(
+pub(crate) async fn run(
     db: &dyn Index,
-    store: &S,
+    store: &dyn BlobStore,
+    upkeep: &dyn Upkeep,
     repair: bool,
     quick: bool,
 ) -> Result<FsckReport, FsckError> {
     let mut fsck = Fsck {
         db,
         store,
+        upkeep,
         repair,
         quick,
         report: FsckReport {
@@ -81,11 +90,9 @@ pub(crate) async fn run<S: BlobStore + FsMaintenance>(
         },
     };
     fsck.report.temp_files = if repair {
-        store.clean_tmp()?
+        upkeep.clean_unfinished().await?
     } else {
-        std::fs::read_dir(store.tmp_dir())
-            .map(|d| d.count())
-            .unwrap_or(0)
+        upkeep.unfinished().await?
     };
     let referenced = db.all_referenced().await?;
     fsck.report.indexed = referenced.len();
@@ -102,15 +109,16 @@ pub(crate) async fn run<S: BlobStore + FsMaintenance>(
 /// Blobs found by a listing, by object id, with their sizes.
 type OnDisk = HashMap<String, u64>;
 
-struct Fsck<'a, S> {
+struct Fsck<'a> {
     db: &'a dyn Index,
-    store: &'a S,
+    store: &'a dyn BlobStore,
+    upkeep: &'a dyn Upkeep,
     repair: bool,
     quick: bool,
     report: FsckReport,
 }
 
-impl<S: BlobStore + FsMaintenance> Fsck<'_, S> {
+impl Fsck<'_> {
     /// The blobs of a kind; files whose names are not object ids are strays.
     async fn listed(&mut self, kind: HashKind) -> Result<OnDisk, FsckError> {
         let listed = self.store.list(kind).await?;
@@ -124,7 +132,7 @@ impl<S: BlobStore + FsMaintenance> Fsck<'_, S> {
                 None => {
                     self.report.strays.push(format!("{kind}/{}", b.name));
                     if self.repair {
-                        self.store.quarantine(kind, &b.name)?;
+                        self.upkeep.quarantine(kind, &b.name).await?;
                     }
                 }
             }
@@ -178,7 +186,7 @@ impl<S: BlobStore + FsMaintenance> Fsck<'_, S> {
                 // Reported as corrupt; not again as unreferenced once its rows are gone.
                 on_disk.remove(oid_s);
                 if self.repair {
-                    store.quarantine(*k, &blob_name(oid_s))?;
+                    self.upkeep.quarantine(*k, &blob_name(oid_s)).await?;
                     db.forget_object(*k, oid_s).await?;
                 }
             }
@@ -228,7 +236,7 @@ impl<S: BlobStore + FsMaintenance> Fsck<'_, S> {
                 }
                 self.report.orphans.push(format!("{kind}:{oid_s}"));
                 if self.repair {
-                    self.store.quarantine(kind, &blob_name(oid_s))?;
+                    self.upkeep.quarantine(kind, &blob_name(oid_s)).await?;
                 }
             }
         }
@@ -243,7 +251,7 @@ fn blob_name(oid: &str) -> String {
 }
 
 /// The entries of a stored `.dir` manifest; `None` when it is missing or unreadable.
-async fn manifest_digests<S: BlobStore>(store: &S, key: BlobKey) -> Option<Vec<[u8; 16]>> {
+async fn manifest_digests(store: &dyn BlobStore, key: BlobKey) -> Option<Vec<[u8; 16]>> {
     let blob = store.open(key).await.ok()??;
     let size = blob.meta.size;
     let stream = blob.range(0, size).ok()?;

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use lode_s3::S3Settings;
 use lode_server::admin::AdminCmd;
 use lode_server::config::{
-    parse_duration, parse_log_format, parse_size, DatabaseUrl, FileConfig, LogFormat, ServerConfig,
+    parse_duration, parse_log_format, parse_size, BlobStoreConfig, DatabaseUrl, FileConfig,
+    LogFormat, ServerConfig,
 };
 
 #[derive(Parser)]
@@ -30,6 +32,8 @@ struct Cli {
     /// (SQLite) or the database (PostgreSQL).
     #[arg(long, env = "LODE_SECRET_FILE", global = true)]
     secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    s3: S3Args,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,6 +85,26 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
+/// Where blobs live, for `serve`, `admin` and `fsck` alike.
+#[derive(Args)]
+struct S3Args {
+    /// Keep blobs in an S3 bucket, s3://BUCKET/PREFIX, instead of the data folder.
+    #[arg(long, env = "LODE_BLOB_STORE", global = true)]
+    blob_store: Option<String>,
+    /// S3 endpoint URL of a store other than AWS, e.g. http://127.0.0.1:8333.
+    #[arg(long, env = "LODE_S3_ENDPOINT", global = true)]
+    s3_endpoint: Option<String>,
+    /// S3 region (default: from the AWS configuration, else us-east-1).
+    #[arg(long, env = "LODE_S3_REGION", global = true)]
+    s3_region: Option<String>,
+    /// Address buckets as http://ENDPOINT/BUCKET (most self-hosted stores need it).
+    #[arg(long, env = "LODE_S3_PATH_STYLE", global = true)]
+    s3_path_style: bool,
+    /// Abort multipart uploads left unfinished this long (by a crash), e.g. 24h.
+    #[arg(long, env = "LODE_S3_UPLOAD_GRACE", global = true)]
+    s3_upload_grace: Option<String>,
+}
+
 #[derive(Args)]
 struct HealthcheckArgs {
     /// The address `serve` listens on.
@@ -121,6 +145,26 @@ fn resolve_config(cli: &Cli, args: Option<&ServeArgs>) -> anyhow::Result<ServerC
     }
     if let Some(p) = &cli.secret_file {
         cfg.secret_file = Some(p.clone());
+    }
+    if let Some(url) = &cli.s3.blob_store {
+        cfg.blob_store = BlobStoreConfig::parse(Some(url), S3Settings::default())?;
+    }
+    if let BlobStoreConfig::S3 {
+        settings,
+        upload_grace,
+        ..
+    } = &mut cfg.blob_store
+    {
+        if let Some(g) = &cli.s3.s3_upload_grace {
+            *upload_grace = parse_duration(g)?;
+        }
+        if let Some(e) = &cli.s3.s3_endpoint {
+            settings.endpoint = Some(e.clone());
+        }
+        if let Some(r) = &cli.s3.s3_region {
+            settings.region = Some(r.clone());
+        }
+        settings.path_style |= cli.s3.s3_path_style;
     }
     if let Some(a) = args {
         if let Some(l) = &a.listen {

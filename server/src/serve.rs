@@ -70,7 +70,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
     let secret = backends.signing_secret().await?;
     let db = backends.index.clone();
     let store = backends.store.clone();
-    let cleaned = store.clean_tmp()?;
+    let cleaned = backends.upkeep.clean_unfinished().await?;
     if cleaned > 0 {
         tracing::info!("removed {cleaned} unfinished upload(s) left by an earlier run");
     }
@@ -78,7 +78,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
     let audit = AuditSink::start(db.clone());
     let state = Arc::new(AppState::new(
         db.clone(),
-        Arc::new(store),
+        store,
         auth,
         audit.clone(),
         cfg.clone(),

@@ -11,6 +11,7 @@ pub mod pyserver;
 pub mod registry;
 pub mod remote_repo;
 pub mod repo;
+pub mod seaweed;
 pub mod server;
 pub mod tls;
 pub mod uploads;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::repo::Run;
+use crate::seaweed::Seaweed;
 
 /// How long a server may take to print its address and answer `/healthz`.
 const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -34,6 +35,8 @@ pub struct Server {
     extra_env: Vec<(String, String)>,
     log_generation: u32,
     database_url: Option<String>,
+    /// Where blobs live when not in the data folder.
+    s3: Option<S3Place>,
 }
 
 /// Whether the servers of this test run keep their index in PostgreSQL.
@@ -59,6 +62,16 @@ fn new_database() -> Option<String> {
         .expect("LODE_TEST_DATABASE=postgres needs PostgreSQL (/usr/lib/postgresql/*/bin)");
     Some(pg.fresh_database())
 }
+
+/// A bucket and prefix of the test binary's SeaweedFS.
+pub struct S3Place {
+    pub store: &'static Seaweed,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+/// The prefix servers keep their blobs under when `LODE_TEST_BLOB_STORE=s3` chooses the store.
+const TEST_PREFIX: &str = "lode";
 
 impl Server {
     /// Starts a server on a fresh, empty data folder.
@@ -88,6 +101,17 @@ impl Server {
         let data_dir = data_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| home.path().join("data"));
+        let chosen = env.iter().any(|(k, _)| *k == "LODE_BLOB_STORE");
+        let s3 =
+            (!chosen && std::env::var("LODE_TEST_BLOB_STORE").as_deref() == Ok("s3")).then(|| {
+                let store = crate::seaweed::shared()
+                    .expect("LODE_TEST_BLOB_STORE=s3 needs SeaweedFS (`weed`)");
+                S3Place {
+                    store,
+                    bucket: store.fresh_bucket(),
+                    prefix: TEST_PREFIX.to_string(),
+                }
+            });
         let mut s = Server {
             child: None,
             home,
@@ -99,6 +123,7 @@ impl Server {
                 .collect(),
             log_generation: 0,
             database_url,
+            s3,
         };
         s.spawn();
         s
@@ -154,7 +179,7 @@ impl Server {
         if let Some(url) = &self.database_url {
             cmd.env("LODE_DATABASE_URL", url);
         }
-        for (k, v) in &self.extra_env {
+        for (k, v) in self.store_env() {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn lode-server");
@@ -237,6 +262,20 @@ impl Server {
             .join("\n")
     }
 
+    /// The server's extra environment and, when the harness chose an S3 store, its settings.
+    fn store_env(&self) -> Vec<(String, String)> {
+        let mut env = self.extra_env.clone();
+        if let Some(p) = &self.s3 {
+            env.extend(p.store.server_env(&p.bucket, &p.prefix));
+        }
+        env
+    }
+
+    /// Where this server keeps its blobs, when in S3.
+    pub fn s3(&self) -> Option<&S3Place> {
+        self.s3.as_ref()
+    }
+
     /// Runs `lode-server <args>` on this server's deployment: its data folder, its index and the
     /// environment it was started with.
     pub fn cli(&self, args: &[&str]) -> Run {
@@ -244,7 +283,7 @@ impl Server {
         if let Some(url) = self.database_url() {
             cmd.env("LODE_DATABASE_URL", url);
         }
-        for (k, v) in &self.extra_env {
+        for (k, v) in self.store_env() {
             cmd.env(k, v);
         }
         cmd.output().expect("run lode-server").into()
@@ -320,7 +359,11 @@ impl Server {
 
     /// Upload files in the data folder's `tmp/`: those with a name, and the unnamed ones
     /// (`O_TMPFILE`) that the running server holds open.
+    /// With an S3 store: its multipart uploads not yet completed or aborted.
     pub fn temp_files(&self) -> usize {
+        if let Some(p) = &self.s3 {
+            return p.store.pending_uploads(&p.bucket, &p.prefix).len();
+        }
         let tmp = self.data_dir().join("tmp");
         let named = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
         let tmp = tmp.canonicalize().unwrap_or(tmp);
@@ -441,7 +484,12 @@ impl Server {
     }
 
     /// Every file under the data folder's `blobs/` and `tmp/`, relative to the data folder.
+    /// With an S3 store, its objects and unfinished uploads named the same way
+    /// (`blobs/{kind}/ab/cdef…`, `tmp/{key}`).
     pub fn stored_files(&self) -> Vec<String> {
+        if let Some(p) = &self.s3 {
+            return s3_files(p);
+        }
         let mut out = Vec::new();
         for sub in ["blobs", "tmp"] {
             for e in walkdir::WalkDir::new(self.data_dir.join(sub))
@@ -457,4 +505,31 @@ impl Server {
         out.sort();
         out
     }
+}
+
+fn s3_files(p: &S3Place) -> Vec<String> {
+    let start = format!("{}/", p.prefix);
+    let mut out: Vec<String> = p
+        .store
+        .keys(&p.bucket, &start)
+        .into_iter()
+        .filter_map(|key| {
+            let rel = key.strip_prefix(&start)?;
+            if let Some(md5) = rel.strip_prefix("files/md5/") {
+                Some(format!("blobs/md5/{md5}"))
+            } else if rel.starts_with('.') || rel.starts_with("quarantine/") {
+                None
+            } else {
+                Some(format!("blobs/md5-dos2unix/{rel}"))
+            }
+        })
+        .collect();
+    out.extend(
+        p.store
+            .pending_uploads(&p.bucket, &p.prefix)
+            .into_iter()
+            .map(|k| format!("tmp/{k}")),
+    );
+    out.sort();
+    out
 }

@@ -8,6 +8,7 @@
 //! into handles of its own (a temp file, a multipart upload) and puts them in place on commit.
 
 mod fs;
+pub mod s3;
 pub mod verify;
 
 pub use fs::FsStore;
@@ -210,6 +211,10 @@ pub enum StoreError {
     Body(io::Error),
     #[error("no space left on the server's disk while storing {0}")]
     NoSpace(BlobKey),
+    /// The store did not answer (unreachable, timing out, refusing our credentials): the
+    /// request may succeed later.
+    #[error("blob store unavailable: {0}")]
+    Unavailable(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -237,6 +242,7 @@ impl StoreError {
             StoreError::TooLarge(..) => "too_large",
             StoreError::Body(_) => "incomplete_body",
             StoreError::NoSpace(_) => "no_space",
+            StoreError::Unavailable(_) => "unavailable",
             StoreError::Io { .. } => "io",
         }
     }
@@ -297,6 +303,17 @@ pub trait BlobStore: Send + Sync + 'static {
         }
         .boxed()
     }
+}
+
+/// Upkeep every backend offers, for start-up, `fsck` and garbage collection.
+pub trait Upkeep: Send + Sync {
+    /// Uploads a crash may have left unfinished (temp files, multipart uploads); how many.
+    fn unfinished(&self) -> BoxFuture<'_, StoreResult<usize>>;
+    /// Removes unfinished uploads that no server can still be writing; how many.
+    fn clean_unfinished(&self) -> BoxFuture<'_, StoreResult<usize>>;
+    /// Moves a blob, or a listed stray, out of the way for inspection; false when it was not
+    /// there.
+    fn quarantine(&self, kind: HashKind, name: &str) -> BoxFuture<'_, StoreResult<bool>>;
 }
 
 /// Upkeep of the filesystem store: its paths, the unfinished uploads a crash leaves in `tmp/`,

@@ -27,7 +27,7 @@ use lode_proto::HashKind;
 
 use super::{
     BatchOutcome, BlobKey, BlobMeta, BlobSink, BlobStore, ByteStream, FsMaintenance, ListedBlob,
-    OpenBlob, Received, SmallReads, Staged, StoreError, StoreResult,
+    OpenBlob, Received, SmallReads, Staged, StoreError, StoreResult, Upkeep,
 };
 use direct::ChunkPool;
 use flush_pool::FlushPool;
@@ -204,6 +204,25 @@ impl FsMaintenance for Arc<FsStore> {
 
     fn quarantine(&self, kind: HashKind, name: &str) -> StoreResult<bool> {
         self.quarantine_blocking(kind, name)
+    }
+}
+
+/// Only safe while no server uses the data folder, which the data folder lock ensures for
+/// every caller (start-up and `fsck`).
+impl Upkeep for Arc<FsStore> {
+    fn unfinished(&self) -> BoxFuture<'_, StoreResult<usize>> {
+        let tmp = self.tmp.clone();
+        async move { Ok(fs::read_dir(tmp).map(|d| d.count()).unwrap_or(0)) }.boxed()
+    }
+
+    fn clean_unfinished(&self) -> BoxFuture<'_, StoreResult<usize>> {
+        self.blocking(FsStore::clean_tmp).boxed()
+    }
+
+    fn quarantine(&self, kind: HashKind, name: &str) -> BoxFuture<'_, StoreResult<bool>> {
+        let name = name.to_string();
+        self.blocking(move |s| s.quarantine_blocking(kind, &name))
+            .boxed()
     }
 }
 
