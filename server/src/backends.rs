@@ -43,6 +43,8 @@ pub(crate) struct Backends {
     pub upkeep: Arc<dyn Upkeep>,
     /// The filesystem store, when blobs live in the data folder (backups link its files).
     pub fs: Option<Arc<FsStore>>,
+    /// Where blobs live when not in the data folder, for the log.
+    remote_blobs: Option<String>,
     data: DataDir,
     /// Set when the index is in PostgreSQL, which then keeps the signing secret.
     postgres: Option<Arc<PgIndex>>,
@@ -76,6 +78,7 @@ pub(crate) async fn open_backends(
     };
     let claim = index.occupy(who).await?;
     index.migrate().await?;
+    let mut remote_blobs = None;
     let (store, upkeep, fs): (Arc<dyn BlobStore>, Arc<dyn Upkeep>, _) = match &cfg.blob_store {
         BlobStoreConfig::DataDir => {
             let fs = FsStore::open(&data.path, cfg.max_object_size)?;
@@ -93,6 +96,7 @@ pub(crate) async fn open_backends(
                 *upload_grace,
             )
             .await?;
+            remote_blobs = Some(s3.describe());
             let s3 = Arc::new(s3);
             (s3.clone(), s3, None)
         }
@@ -102,6 +106,7 @@ pub(crate) async fn open_backends(
         store,
         upkeep,
         fs,
+        remote_blobs,
         data,
         postgres,
         secret_file: cfg.secret_file.clone(),
@@ -131,9 +136,18 @@ impl Backends {
 
     /// Where the deployment is, for the log (never a password).
     pub(crate) fn describe(&self) -> String {
-        match &self.postgres {
-            Some(pg) => format!("{}, blobs in {}", pg.describe(), self.data.path.display()),
+        let index = match &self.postgres {
+            Some(pg) => pg.describe(),
             None => self.data.path.display().to_string(),
+        };
+        let blobs = match &self.remote_blobs {
+            Some(blobs) => blobs.clone(),
+            None => self.data.path.display().to_string(),
+        };
+        if index == blobs {
+            index
+        } else {
+            format!("{index}, blobs in {blobs}")
         }
     }
 
