@@ -29,6 +29,11 @@ const SECRET_KEY: &str = "lode-test-secret";
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
 pub struct Seaweed {
+    weed: PathBuf,
+    args: Vec<String>,
+    /// The running `weed`'s pid; 0 while stopped.
+    pid: std::sync::Mutex<u32>,
+    s3_port: u16,
     endpoint: String,
     client: Client,
     rt: tokio::runtime::Runtime,
@@ -98,6 +103,13 @@ fn remove_stale_homes() {
     }
 }
 
+/// A SeaweedFS of the test's own, which it may stop and restart (`shared` is for everything
+/// else); `None` as for [`shared`].
+pub fn own() -> Option<Seaweed> {
+    shared()?;
+    find().map(Seaweed::start)
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -157,41 +169,7 @@ impl Seaweed {
             args.push(format!("-{flag}={}", free_port()));
         }
         let log = home.join("weed.log");
-        let log_file = std::fs::File::create(&log).expect("seaweed log");
-        // The child is spawned by a thread that lives as long as the test binary, so the
-        // parent-death signal stops SeaweedFS when the binary exits (a static is never dropped).
-        let (tx, rx) = mpsc::channel::<std::io::Result<u32>>();
-        std::thread::spawn(move || {
-            let mut cmd = Command::new(&weed);
-            cmd.args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log_file.try_clone().expect("log")))
-                .stderr(Stdio::from(log_file));
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            let child: std::io::Result<Child> = cmd.spawn();
-            match child {
-                Ok(mut child) => {
-                    let _ = tx.send(Ok(child.id()));
-                    let _ = child.wait();
-                    // Keeps the thread (and so the signal's trigger) alive until exit.
-                    loop {
-                        std::thread::park();
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        });
-        rx.recv()
-            .expect("seaweed starter thread")
-            .expect("spawn weed mini");
+        let pid = launch(&weed, &args, &log);
         let endpoint = format!("http://127.0.0.1:{s3_port}");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -213,6 +191,10 @@ impl Seaweed {
             .build();
         let client = Client::from_conf(config);
         let s = Seaweed {
+            weed,
+            args,
+            pid: std::sync::Mutex::new(pid),
+            s3_port,
             endpoint,
             client,
             rt,
@@ -251,6 +233,28 @@ impl Seaweed {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(500));
         }
+    }
+
+    /// Kills SeaweedFS, as when the store is lost, and waits until its S3 port refuses
+    /// connections.
+    pub fn stop(&self) {
+        let mut pid = self.pid.lock().unwrap_or_else(|e| e.into_inner());
+        if *pid != 0 {
+            unsafe {
+                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+            }
+            *pid = 0;
+        }
+        crate::uploads::eventually("SeaweedFS to stop", || {
+            std::net::TcpStream::connect(("127.0.0.1", self.s3_port)).is_err()
+        });
+    }
+
+    /// Starts SeaweedFS again on the same ports and data, and waits until it answers.
+    pub fn restart(&self) {
+        let log = self.log.clone();
+        *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = launch(&self.weed, &self.args, &log);
+        self.wait_ready();
     }
 
     pub fn log(&self) -> String {
@@ -388,4 +392,59 @@ impl Seaweed {
             Some(got.body.collect().await.ok()?.to_vec())
         })
     }
+}
+
+impl Drop for Seaweed {
+    /// Stops an instance of a test's own (the shared one is never dropped).
+    fn drop(&mut self) {
+        let pid = *self.pid.lock().unwrap_or_else(|e| e.into_inner());
+        if pid != 0 {
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Starts `weed` and returns its pid. The child is spawned by a thread that lives as long as the
+/// test binary, so the parent-death signal stops SeaweedFS when the binary exits.
+fn launch(weed: &std::path::Path, args: &[String], log: &std::path::Path) -> u32 {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("seaweed log");
+    let (weed, args) = (weed.to_path_buf(), args.to_vec());
+    let (tx, rx) = mpsc::channel::<std::io::Result<u32>>();
+    std::thread::spawn(move || {
+        let mut cmd = Command::new(&weed);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log_file.try_clone().expect("log")))
+            .stderr(Stdio::from(log_file));
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child: std::io::Result<Child> = cmd.spawn();
+        match child {
+            Ok(mut child) => {
+                let _ = tx.send(Ok(child.id()));
+                let _ = child.wait();
+                // Keeps the thread (and so the signal's trigger) alive until exit.
+                loop {
+                    std::thread::park();
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    });
+    rx.recv()
+        .expect("seaweed starter thread")
+        .expect("spawn weed mini")
 }

@@ -63,6 +63,20 @@ fn new_database() -> Option<String> {
     Some(pg.fresh_database())
 }
 
+/// Whether the servers of this test run keep their blobs in S3 (SeaweedFS).
+pub fn on_s3() -> bool {
+    std::env::var("LODE_TEST_BLOB_STORE").as_deref() == Ok("s3")
+}
+
+/// For tests about the data folder's blob files: true (after saying why) when this run keeps
+/// blobs in S3, where `tests/tests/server_s3.rs` checks the same rules; the test then returns.
+pub fn disk_only(why: &str) -> bool {
+    if on_s3() {
+        eprintln!("not run with LODE_TEST_BLOB_STORE=s3: {why}");
+    }
+    on_s3()
+}
+
 /// A bucket and prefix of the test binary's SeaweedFS.
 pub struct S3Place {
     pub store: &'static Seaweed,
@@ -504,6 +518,22 @@ impl Server {
         }
         out.sort();
         out
+    }
+}
+
+impl Server {
+    /// A stored blob's bytes, named as [`Server::stored_files`] names it; `None` when absent.
+    pub fn stored_blob(&self, name: &str) -> Option<Vec<u8>> {
+        let Some(p) = &self.s3 else {
+            return std::fs::read(self.data_dir.join(name)).ok();
+        };
+        let key = if let Some(md5) = name.strip_prefix("blobs/md5/") {
+            format!("{}/files/md5/{md5}", p.prefix)
+        } else {
+            let legacy = name.strip_prefix("blobs/md5-dos2unix/")?;
+            format!("{}/{legacy}", p.prefix)
+        };
+        p.store.get(&p.bucket, &key)
     }
 }
 

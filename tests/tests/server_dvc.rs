@@ -245,17 +245,13 @@ fn dvc_legacy_objects_round_trip() {
 
     let push = r.run(&["push"]).ok();
     assert!(push.stdout.contains("1 file pushed"), "{push:?}");
-    let blob = server
-        .data_dir()
-        .join("blobs/md5-dos2unix")
-        .join(&legacy[..2])
-        .join(&legacy[2..]);
-    assert_eq!(std::fs::read(&blob).expect("legacy blob"), raw);
+    let blob = format!("blobs/md5-dos2unix/{}/{}", &legacy[..2], &legacy[2..]);
+    assert_eq!(server.stored_blob(&blob).expect("legacy blob"), raw);
+    let md5_fan_out = format!("blobs/md5/{}/", &legacy[..2]);
     assert!(!server
-        .data_dir()
-        .join("blobs/md5")
-        .join(&legacy[..2])
-        .exists());
+        .stored_files()
+        .iter()
+        .any(|f| f.starts_with(&md5_fan_out)));
 
     r.forget_local(&["data.csv"]);
     let pull = r.run(&["pull"]).ok();
