@@ -43,10 +43,14 @@ cargo build --workspace --bins
 docker/build.sh --tag lode-server:e2e
 cargo test --workspace "$@"
 # The server's end-to-end suites again, every server with its index in a PostgreSQL database
-# (tests about SQLite's own files say so and return).
+# and its blobs in a bucket of SeaweedFS (tests about SQLite's or the data folder's own files say
+# so and return).
 server_suites=()
 for f in tests/tests/server_*.rs; do
   name=$(basename "$f" .rs)
-  [ "$name" = server_postgres ] || server_suites+=(--test "$name")
+  case "$name" in
+    server_postgres | server_s3) ;;
+    *) server_suites+=(--test "$name") ;;
+  esac
 done
-LODE_TEST_DATABASE=postgres cargo test -p lode-e2e "${server_suites[@]}" "$@"
+LODE_TEST_DATABASE=postgres LODE_TEST_BLOB_STORE=s3 cargo test -p lode-e2e "${server_suites[@]}" "$@"

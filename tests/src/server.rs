@@ -4,7 +4,9 @@
 //! With `LODE_TEST_DATABASE=postgres` every server keeps its index in a new database of the test
 //! process's PostgreSQL ([`crate::postgres`]) instead of SQLite in its data folder, and its
 //! `admin`, `fsck` and restarts use the same database; tests about SQLite's files skip themselves
-//! then through [`sqlite_only`].
+//! then through [`sqlite_only`]. With `LODE_TEST_BLOB_STORE=s3` every server keeps its blobs in a
+//! new bucket of the test process's SeaweedFS ([`crate::seaweed`]); tests about the data folder's
+//! blob files skip themselves then through [`disk_only`].
 //!
 //! ```no_run
 //! let server = lode_e2e::server::Server::start();
