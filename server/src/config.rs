@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub s3_endpoint: Option<String>,
     pub s3_region: Option<String>,
     pub s3_path_style: Option<bool>,
+    pub s3_redirect_downloads: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,8 @@ pub struct ServerConfig {
     pub secret_file: Option<PathBuf>,
     /// Where blobs live.
     pub blob_store: BlobStoreConfig,
+    /// Answer GETs of large objects with a redirect to a presigned URL of the blob store.
+    pub s3_redirect_downloads: bool,
 }
 
 /// A database URL, which may hold a password: never printed by `{:?}`.
@@ -155,6 +158,7 @@ impl Default for ServerConfig {
             database_url: None,
             secret_file: None,
             blob_store: BlobStoreConfig::DataDir,
+            s3_redirect_downloads: false,
         }
     }
 }
@@ -198,6 +202,7 @@ impl ServerConfig {
             path_style: file.s3_path_style.unwrap_or(false),
         };
         c.blob_store = BlobStoreConfig::parse(file.blob_store.as_deref(), s3)?;
+        c.s3_redirect_downloads = file.s3_redirect_downloads.unwrap_or(false);
         Ok(c)
     }
 

@@ -83,6 +83,10 @@ struct ServeArgs {
     /// The certificate's PEM private key.
     #[arg(long, env = "LODE_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// With an S3 blob store: answer downloads of large objects with a redirect to a URL of the
+    /// bucket that expires in minutes, so their bytes do not pass through this server.
+    #[arg(long, env = "LODE_S3_REDIRECT_DOWNLOADS")]
+    s3_redirect_downloads: bool,
 }
 
 /// Where blobs live, for `serve`, `admin` and `fsck` alike.
@@ -188,6 +192,7 @@ fn resolve_config(cli: &Cli, args: Option<&ServeArgs>) -> anyhow::Result<ServerC
         if let Some(p) = &a.tls_key {
             cfg.tls_key = Some(p.clone());
         }
+        cfg.s3_redirect_downloads |= a.s3_redirect_downloads;
     }
     Ok(cfg)
 }

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     pub objects_stored: AtomicU64,
     pub objects_served: AtomicU64,
+    pub downloads_redirected: AtomicU64,
     pub manifests_refused: AtomicU64,
 }
 
@@ -65,6 +66,11 @@ impl Metrics {
                 "lode_objects_served_total",
                 "Object downloads started.",
                 &self.objects_served,
+            ),
+            (
+                "lode_downloads_redirected_total",
+                "Object downloads answered with a redirect to the blob store.",
+                &self.downloads_redirected,
             ),
             (
                 "lode_manifests_refused_total",

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use lode_e2e::digest::md5_hex;
+use lode_e2e::remote_repo::{RemoteRepo, Tool};
 use lode_e2e::seaweed::{self, Seaweed};
 use lode_e2e::server::{object_path, Server};
 use lode_e2e::uploads::{eventually, eventually_within, pseudo_random};
@@ -301,4 +302,93 @@ fn losing_the_store_turns_readiness_and_uploads_to_503_until_it_returns() {
     assert_eq!(s3.get(&bucket, &key_of("p", &md5_hex(&during_large))), None);
     assert_eq!(get(&s, &t, &md5_hex(&before), None).1, before);
     assert_eq!(put(&s, &t, &md5_hex(&during), &during), StatusCode::CREATED);
+}
+
+fn redirects_so_far(s: &Server) -> u64 {
+    let text = Client::new()
+        .get(format!("{}/metrics", s.url()))
+        .send()
+        .and_then(|r| r.text())
+        .expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("lode_downloads_redirected_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the redirect counter")
+}
+
+#[test]
+fn with_redirected_downloads_lode_and_dvc_pull_large_objects_from_the_bucket() {
+    let Some(s3) = seaweed::shared() else { return };
+    let bucket = s3.fresh_bucket();
+    let s = server_on(s3, &bucket, "p", &[("LODE_S3_REDIRECT_DOWNLOADS", "true")]);
+    let t = s.project_with_token("ml", "write");
+    let large = pseudo_random(3 * 1024 * 1024, 11);
+    let small = pseudo_random(2000, 12);
+    let (large_oid, small_oid) = (md5_hex(&large), md5_hex(&small));
+    assert_eq!(put(&s, &t, &large_oid, &large), StatusCode::CREATED);
+    assert_eq!(put(&s, &t, &small_oid, &small), StatusCode::CREATED);
+
+    let url = format!("{}/{}", s.project_url("ml"), object_path(&large_oid));
+    let no_follow = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = no_follow.get(&url).bearer_auth(&t).send().expect("get");
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(location.starts_with(s3.endpoint()), "{location}");
+    // Without the token, nothing is redirected.
+    assert_eq!(
+        no_follow.get(&url).send().expect("get").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // HEAD is answered by the server itself (a URL signed for GET refuses HEAD).
+    let head = no_follow.head(&url).bearer_auth(&t).send().expect("head");
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()["content-length"],
+        large.len().to_string().as_str()
+    );
+    // Small objects are served directly.
+    assert_eq!(
+        get(&s, &t, &small_oid, None),
+        (StatusCode::OK, small.clone())
+    );
+    // A client following the redirect gets the bytes (and its Range) from the bucket.
+    let (status, body) = get(&s, &t, &large_oid, None);
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == large);
+    let (status, body) = get(&s, &t, &large_oid, Some("bytes=100-199"));
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, &large[100..200]);
+
+    let origin = RemoteRepo::new(Tool::Lode, &s.project_url("ml"), &t);
+    origin.add_and_commit(&[("big.bin", &large), ("small.bin", &small)]);
+    origin.run(&["push"]).ok();
+    let before = redirects_so_far(&s);
+    let lode_clone = origin.clone_with(Tool::Lode);
+    lode_clone.run(&["pull"]).ok();
+    assert!(lode_clone.repo.read("big.bin") == large);
+    assert_eq!(lode_clone.repo.read("small.bin"), small);
+    assert_eq!(
+        redirects_so_far(&s),
+        before + 1,
+        "lode followed one redirect"
+    );
+
+    let Some(dvc) = lode_e2e::dvc::require() else {
+        return;
+    };
+    let dvc_clone = origin.clone_with(Tool::Dvc(&dvc));
+    dvc_clone.run(&["pull"]).ok();
+    assert!(dvc_clone.repo.read("big.bin") == large);
+    assert_eq!(dvc_clone.repo.read("small.bin"), small);
+    assert_eq!(
+        redirects_so_far(&s),
+        before + 2,
+        "dvc followed one redirect"
+    );
 }

@@ -138,6 +138,44 @@ fn parse_range(value: &str, size: u64) -> RangeAnswer {
     RangeAnswer::Part(start, end.min(size - 1))
 }
 
+/// Objects at least this large are redirected under `--s3-redirect-downloads`; smaller ones are
+/// cheaper to serve than a second round trip (and travel in packs anyway).
+const REDIRECT_MIN: u64 = 1 << 20;
+/// How long a redirect's URL stays valid: enough to start the download, short enough that a
+/// URL seen by someone else is soon useless.
+const REDIRECT_EXPIRY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A 307 to the blob store's own URL of the blob. The client repeats its GET there (with its
+/// `Range`, without its credentials, which HTTP clients drop when the host changes).
+async fn redirected(
+    state: &SharedState,
+    principal: &Principal,
+    project: &str,
+    key: BlobKey,
+    url: &str,
+) -> ApiResult<Response> {
+    state
+        .metrics
+        .downloads_redirected
+        .fetch_add(1, Ordering::Relaxed);
+    state
+        .audit
+        .record(
+            principal.actor(),
+            "object.read",
+            Some(project),
+            Some(format!("{}:{}", key.kind, key.oid)),
+            Some("redirected to the blob store".to_string()),
+        )
+        .await;
+    Response::builder()
+        .status(StatusCode::TEMPORARY_REDIRECT)
+        .header(header::LOCATION, url)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::empty())
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 async fn download(
     state: &SharedState,
     principal: &Principal,
@@ -151,8 +189,10 @@ async fn download(
     if state.held_size(project_id, key).await?.is_none() {
         return Err(absent());
     }
-    // HEAD needs the size only; GET opens (and for small objects reads) the blob in one step.
-    let (meta, blob) = if method == Method::HEAD {
+    // HEAD needs the size only; GET opens (and for small objects reads) the blob in one step,
+    // unless it may be answered with a redirect.
+    let redirect = state.config.s3_redirect_downloads;
+    let (meta, blob) = if method == Method::HEAD || redirect {
         (state.store.stat(key).await?, None)
     } else {
         match state.store.open(key).await? {
@@ -207,8 +247,14 @@ async fn download(
             .body(Body::empty())
             .map_err(|e| ApiError::internal(e.to_string()));
     }
-    let Some(blob) = blob else {
-        return Err(absent());
+    if redirect && meta.size >= REDIRECT_MIN {
+        if let Some(url) = state.store.presigned_get(key, REDIRECT_EXPIRY).await? {
+            return redirected(state, principal, project, key, &url).await;
+        }
+    }
+    let blob = match blob {
+        Some(b) => b,
+        None => state.store.open(key).await?.ok_or_else(absent)?,
     };
     let Part { status, start, len } = part;
     let body = body_of(state, blob, start, len)?;

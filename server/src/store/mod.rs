@@ -293,6 +293,16 @@ pub trait BlobStore: Send + Sync + 'static {
         verify::stage_batch(self, items).boxed()
     }
 
+    /// A URL from which a client may GET the blob's bytes itself until `expires` has passed;
+    /// `None` when the backend has no such URLs.
+    fn presigned_get(
+        &self,
+        _key: BlobKey,
+        _expires: std::time::Duration,
+    ) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        async { Ok(None) }.boxed()
+    }
+
     /// `stage` then `commit`, for uploads nobody needs to inspect; returns the size.
     fn put(&self, key: BlobKey, body: ByteStream) -> BoxFuture<'_, StoreResult<u64>> {
         async move {

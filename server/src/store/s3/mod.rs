@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use lode_proto::HashKind;
+use lode_s3::aws_sdk_s3::presigning::PresigningConfig;
 use lode_s3::{Client, S3Location, S3Settings};
 
 use super::{
@@ -267,6 +268,29 @@ impl BlobStore for S3Store {
 
     fn check_ready(&self) -> BoxFuture<'_, StoreResult<()>> {
         self.check().boxed()
+    }
+
+    fn presigned_get(
+        &self,
+        key: BlobKey,
+        expires: Duration,
+    ) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        async move {
+            let config = PresigningConfig::expires_in(expires).map_err(|e| {
+                StoreError::io(format!("presigning {key}"), std::io::Error::other(e))
+            })?;
+            let target = self.target(key);
+            let signed = self
+                .client
+                .get_object()
+                .bucket(&*self.bucket)
+                .key(&target.key)
+                .presigned(config)
+                .await
+                .map_err(|e| failed(format!("presigning {key}"), e))?;
+            Ok(Some(signed.uri().to_string()))
+        }
+        .boxed()
     }
 
     fn list(&self, kind: HashKind) -> BoxFuture<'_, StoreResult<Vec<ListedBlob>>> {
