@@ -11,7 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::app::{router, AppState};
 use crate::auth::Auth;
 use crate::backends::{open_backends, BackendError};
-use crate::config::{ConfigError, ServerConfig};
+use crate::config::{BlobStoreConfig, ConfigError, ServerConfig};
 use crate::db::Occupant;
 use crate::events::AuditSink;
 use crate::store::StoreError;
@@ -35,6 +35,9 @@ pub enum ServeError {
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
+
+/// How often a server looks for multipart uploads left unfinished past the grace period.
+const UNFINISHED_CHECK: Duration = Duration::from_secs(3600);
 
 async fn shutdown_signal() {
     let (Ok(mut term), Ok(mut int)) = (
@@ -84,6 +87,26 @@ pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
         cfg.clone(),
     ));
 
+    // Uploads a crashed replica left are found by whichever replica looks next; the filesystem
+    // store's are only cleaned at start, when no upload can be in flight.
+    let tidier = matches!(cfg.blob_store, BlobStoreConfig::S3 { .. }).then(|| {
+        let upkeep = backends.upkeep.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UNFINISHED_CHECK);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match upkeep.clean_unfinished().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        "aborted {n} upload(s) left unfinished past the grace period"
+                    ),
+                    Err(e) => tracing::warn!("cleaning up unfinished uploads failed: {e}"),
+                }
+            }
+        })
+    });
+
     let flusher = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -122,6 +145,9 @@ pub async fn run(cfg: ServerConfig) -> Result<(), ServeError> {
     .map_err(ServeError::Serve)?;
 
     flusher.abort();
+    if let Some(t) = tidier {
+        t.abort();
+    }
     audit.flush().await;
     if let Err(e) = state.auth.flush_last_used().await {
         tracing::warn!("recording token use failed: {e}");
