@@ -3,7 +3,6 @@
 
 use crate::cli::TransferArgs;
 use crate::commands::Ui;
-use crate::remote::progress::Progress;
 use crate::remote::sync::{self, files, missing_warning, summary};
 use crate::remote::used::Direction;
 use crate::{ExitCode, LodeError};
@@ -12,15 +11,13 @@ const ACTION: &str = "failed to fetch data from the cloud";
 
 pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let session = super::transfer_session(&args, ui, ACTION, Direction::Fetch)?;
-    let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
-    let progress = Progress::new("fetched", ui.out);
-    let report =
-        sync::fetch(remote, cache, &session.used, &progress).map_err(|e| e.into_lode(ACTION))?;
+    let (report, transfer) = session.fetch(args.jobs, ui.out, ACTION)?;
     if let Some(w) = missing_warning(&report.missing) {
         ui.out.warn(w);
     }
     if !report.failed.is_empty() {
-        sync::print_failures(ui.out, &report.failed, &remote.name, "from");
+        let remote = transfer.map(|t| t.remote.name.as_str()).unwrap_or_default();
+        sync::print_failures(ui.out, &report.failed, remote, "from");
         return Err(LodeError::Failed(format!(
             "{ACTION} - {} failed to download",
             files(report.failed.len())

@@ -4,7 +4,6 @@
 use crate::cache::checkout::{Change, Relink};
 use crate::cli::PullArgs;
 use crate::commands::Ui;
-use crate::remote::progress::Progress;
 use crate::remote::session::Session;
 use crate::remote::sync::{self, files, missing_warning, summary};
 use crate::remote::used::Direction;
@@ -14,15 +13,12 @@ const ACTION: &str = "failed to pull data from the cloud";
 
 pub fn run(args: PullArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let session = super::transfer_session(&args.transfer, ui, ACTION, Direction::Fetch)?;
-    let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
-    let progress = Progress::new("fetched", ui.out);
-    let report =
-        sync::fetch(remote, cache, &session.used, &progress).map_err(|e| e.into_lode(ACTION))?;
-    drop(progress);
+    let (report, transfer) = session.fetch(args.transfer.jobs, ui.out, ACTION)?;
     if let Some(w) = missing_warning(&report.missing) {
         ui.out.warn(w);
     }
-    sync::print_failures(ui.out, &report.failed, &remote.name, "from");
+    let remote = transfer.map(|t| t.remote.name.as_str()).unwrap_or_default();
+    sync::print_failures(ui.out, &report.failed, remote, "from");
     let counts = check_out(&session, &args, ui)?;
     if !report.failed.is_empty() {
         return Err(LodeError::Failed(format!(

@@ -11,7 +11,8 @@ const ACTION: &str = "failed to push data to the cloud";
 
 pub fn run(args: TransferArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     let session = super::transfer_session(&args, ui, ACTION, Direction::Push)?;
-    let (remote, cache) = (&session.transfer.remote, &session.transfer.cache);
+    let transfer = session.transfer(ACTION)?;
+    let (remote, cache) = (&transfer.remote, &transfer.cache);
     let progress = Progress::new("pushed", ui.out);
     let report =
         sync::push(remote, cache, &session.used, &progress).map_err(|e| e.into_lode(ACTION))?;

@@ -3,7 +3,16 @@
 //! `dvc import` writes it. `import` and `update` resolve the path at a commit of the source,
 //! fetch its objects into this repository's cache and write the file and the workspace copy.
 
+use std::path::Path;
+
 use lode_proto::{HashKind, ObjectId};
+
+use crate::cache::outputs::Tracked;
+use crate::cache::Cache;
+use crate::hash::walk::relative_to;
+use crate::repo::pipeline::owner::Owner;
+use crate::repo::source::Source;
+use crate::repo::Repo;
 
 use crate::hash::manifest::{Entry, Manifest};
 use crate::printer::Printer;
@@ -22,6 +31,8 @@ pub(crate) struct Resolved {
     pub files: Vec<File>,
     /// The output's hash, size and file count; `None` without download.
     pub record: Option<(ObjectId, u64, Option<u64>)>,
+    /// Objects downloaded from the source's remote.
+    pub fetched: usize,
 }
 
 /// Resolves `path` in the source; with `download`, fetches its objects (Git-tracked files are
@@ -48,6 +59,7 @@ pub(crate) fn resolve(
             is_dir,
             files: Vec::new(),
             record: None,
+            fetched: 0,
         });
     }
     let report = data.fetch(&files, out).map_err(|e| match e {
@@ -68,6 +80,7 @@ pub(crate) fn resolve(
     let top = normalize(path);
     let mut stored = Vec::with_capacity(files.len());
     let mut total = 0u64;
+    let mut from_git = 0;
     for f in files {
         let (kind, oid) = match &f.content {
             Content::Dvc { kind, oid } => (*kind, *oid),
@@ -83,7 +96,10 @@ pub(crate) fn resolve(
                     .blob_at(&data.source.commit, &full)?
                     .ok_or_else(|| LodeError::Other(format!("'{full}' is not in Git")))?;
                 let oid = ObjectId::from_digest(crate::hash::md5_bytes(&bytes), false);
-                data.cache.insert_bytes(oid, HashKind::Md5, &bytes)?;
+                if !data.cache.contains(&oid, HashKind::Md5) {
+                    data.cache.insert_bytes(oid, HashKind::Md5, &bytes)?;
+                    from_git += 1;
+                }
                 (HashKind::Md5, oid)
             }
         };
@@ -125,6 +141,7 @@ pub(crate) fn resolve(
         is_dir,
         files: stored,
         record: Some(record),
+        fetched: report.fetched + from_git,
     })
 }
 
@@ -224,4 +241,91 @@ pub(crate) fn edited(
         }
     }
     text
+}
+
+/// An import `.dvc` file of the workspace whose output has a recorded hash.
+pub(crate) struct Import {
+    pub dep: Dep,
+    pub source: RepoSource,
+    pub out: Out,
+    /// The output's path as shown to the user.
+    pub name: String,
+}
+
+impl Import {
+    pub fn oid(&self) -> Option<(HashKind, ObjectId)> {
+        self.out.oid.map(|o| (self.out.kind, o))
+    }
+}
+
+/// The imports among `tracked` (`.dvc` files whose dependency is another repository).
+pub(crate) fn in_scope(tracked: &[Tracked], cwd: &Path) -> Vec<Import> {
+    let mut found = Vec::new();
+    for t in tracked {
+        let Owner::File(file) = &t.owner else {
+            continue;
+        };
+        let (Some(dep), Some(out)) = (file.deps.first(), file.outs.first()) else {
+            continue;
+        };
+        let Some(source) = &dep.repo else { continue };
+        if out.oid.is_none() {
+            continue;
+        }
+        found.push(Import {
+            dep: dep.clone(),
+            source: source.clone(),
+            out: out.clone(),
+            name: relative_to(&file.out_path(0), cwd)
+                .to_string_lossy()
+                .into_owned(),
+        });
+    }
+    found
+}
+
+/// Brings the data of `imports` into `repo`'s cache from each source's remote, at the commit
+/// the import records; returns how many objects were downloaded. An import whose source now
+/// yields other data than it records is an error.
+pub(crate) fn fetch_all(
+    repo: &Repo,
+    imports: &[Import],
+    cwd: &Path,
+    jobs: Option<usize>,
+    out: Printer,
+    action: &str,
+) -> Result<usize, LodeError> {
+    let mut fetched = 0;
+    for import in imports {
+        let cache = Cache::for_repo(repo)?;
+        let Some((kind, oid)) = import.oid() else {
+            continue;
+        };
+        let complete = cache.contains(&oid, kind)
+            && (!oid.is_dir()
+                || cache.read_manifest(&oid, kind).is_ok_and(|m| {
+                    let ids: Vec<ObjectId> = m.entries().iter().map(|e| e.oid).collect();
+                    cache.contains_all(&ids, kind)
+                }));
+        if complete {
+            continue;
+        }
+        let rev = import
+            .source
+            .rev_lock
+            .as_deref()
+            .or(import.source.rev.as_deref());
+        let source = Source::open(&import.source.url, cwd, rev).map_err(|e| e.into_lode(action))?;
+        let data = SourceData::open(source, cache, jobs).map_err(|e| e.into_lode(action))?;
+        let resolved = resolve(&data, &import.dep.path, true, out, action)?;
+        if resolved.record.map(|r| r.0) != Some(oid) {
+            return Err(LodeError::Failed(format!(
+                "{action} - '{}' no longer matches its source at {}",
+                import.name,
+                &data.source.commit[..7]
+            )));
+        }
+        fetched += resolved.fetched;
+    }
+    Ok(fetched)
 }
