@@ -105,8 +105,9 @@ INSERT INTO removal_epoch (id, value) VALUES (1, 0);
 
 -- A blob held by an upload (until its references are indexed) or by a collection deleting it.
 -- `holder` names the server process, which renews its rows while it lives; the rows of a process
--- that died expire.
-CREATE TABLE blob_holds (
+-- that died expire. Unlogged, like the leases: rows live for seconds, so their commits need not
+-- wait for the disk, and a database that crashed forgets them along with the work they guarded.
+CREATE UNLOGGED TABLE blob_holds (
     id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind        TEXT COLLATE "C" NOT NULL,
     oid         TEXT COLLATE "C" NOT NULL,
@@ -118,7 +119,7 @@ CREATE INDEX blob_holds_by_blob ON blob_holds(kind, oid);
 CREATE INDEX blob_holds_by_holder ON blob_holds(holder);
 
 -- Named leases (the garbage collection's), held by one process at a time until they expire.
-CREATE TABLE leases (
+CREATE UNLOGGED TABLE leases (
     name        TEXT PRIMARY KEY,
     holder      TEXT NOT NULL,
     expires_at  BIGINT NOT NULL

@@ -5,6 +5,9 @@
 //!     cargo bench --workspace --bench server_load -- [--clients 64] [--small 40000]
 //!         [--checks 100000] [--large-mib 1024] [--data-dir PARENT]
 //!
+//! With `LODE_DATABASE_URL=postgres://…` in the environment the server (and the `admin` that
+//! makes its project) keeps the index in that PostgreSQL database, which must be empty.
+//!
 //! Against a server that is already running (bench/docker.sh: the same binary natively and in
 //! a container), with a write token on its project `bench`; `--pid` adds the server's CPU and
 //! memory, `--seed` makes each run's objects new:

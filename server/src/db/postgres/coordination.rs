@@ -13,6 +13,7 @@
 //! - the token-signing secret is a row the first server to start inserts.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -339,11 +340,45 @@ pub(super) async fn bump_epoch(tx: &mut Transaction<'_, Postgres>) -> IndexResul
     Ok(())
 }
 
+/// Reads of the removal epoch, shared by the callers that wait for one: every request asks for
+/// the epoch, and one query at a time answers all who arrived before it was sent.
+#[derive(Default)]
+pub(super) struct EpochReads {
+    /// The number the next read will take.
+    next: AtomicU64,
+    /// The latest read: its number and what it found.
+    last: tokio::sync::Mutex<Option<(u64, EpochRead)>>,
+}
+
+/// What one read of the epoch found, shared by the callers it answers.
+type EpochRead = Result<u64, Arc<IndexError>>;
+
+/// The epoch as read by a query sent after the caller arrived, so that a removal committed
+/// before the call is always seen.
 pub(super) async fn removal_epoch(ix: &PgIndex) -> IndexResult<u64> {
-    let v: i64 = sqlx::query_scalar("SELECT value FROM removal_epoch WHERE id = 1")
+    let arrival = ix.epoch.next.load(Ordering::Acquire);
+    let mut last = ix.epoch.last.lock().await;
+    let shared = |r: &EpochRead| {
+        r.clone().map_err(|source| IndexError::Batch {
+            task: "reading the removal epoch",
+            source,
+        })
+    };
+    if let Some((n, r)) = &*last {
+        // Read number n was sent after this caller arrived.
+        if *n >= arrival {
+            return shared(r);
+        }
+    }
+    let n = ix.epoch.next.fetch_add(1, Ordering::AcqRel);
+    let read = sqlx::query_scalar::<_, i64>("SELECT value FROM removal_epoch WHERE id = 1")
         .fetch_one(&ix.pool)
-        .await?;
-    Ok(v.max(0) as u64)
+        .await
+        .map(|v| v.max(0) as u64)
+        .map_err(|e| Arc::new(IndexError::from(e)));
+    let answer = shared(&read);
+    *last = Some((n, read));
+    answer
 }
 
 /// The secret tokens are signed with: the one stored, or a new one stored now by whichever

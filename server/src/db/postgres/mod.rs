@@ -42,6 +42,7 @@ pub(crate) struct PgIndex {
     holder: String,
     live: coordination::LiveSet,
     renewer: tokio::task::JoinHandle<()>,
+    epoch: coordination::EpochReads,
 }
 
 impl PgIndex {
@@ -56,6 +57,10 @@ impl PgIndex {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // sqlx already checks a connection when it is given back; a second check when it is
+            // taken would add a round trip to every query. A connection the database dropped
+            // fails its query, and is closed then.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| unreachable(&options, e))?;
@@ -78,6 +83,7 @@ impl PgIndex {
             holder: uuid::Uuid::new_v4().simple().to_string(),
             live,
             renewer,
+            epoch: coordination::EpochReads::default(),
         })
     }
 
