@@ -53,7 +53,13 @@ OPERATIONS = [
     "push-http",
     "status-cloud",
     "pull-http",
+    # Reading the pushed data as another team does: the repository published as a bare Git
+    # repository, its data on lode-server (after push-http).
+    "get-http",
+    "import-http",
+    "list-http",
 ]
+REGISTRY_OPS = {"get-http", "import-http", "list-http"}
 TOOLS = ["lode", "dvc"]
 # How long a freed inode stays unusable on ext4 without a journal while its inode-table block is
 # cached: RECENTCY_MIN (60 s), or 360 s once new files make that block dirty again; plus margin.
@@ -371,7 +377,12 @@ class Bench:
     # -- measurement -------------------------------------------------------
 
     def measure(
-        self, key: tuple[str, str, str], cmd: list[str], cwd: Path, restores: Path | None = None
+        self,
+        key: tuple[str, str, str],
+        cmd: list[str],
+        cwd: Path,
+        restores: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         """Times cmd; with restores, the workspace data must then match that source tree.
 
@@ -391,7 +402,7 @@ class Bench:
         # for writing back the harness's own copies, while one that never syncs would not.
         os.sync()
         try:
-            secs, rss = run_timed(cmd, cwd, self.env)
+            secs, rss = run_timed(cmd, cwd, env or self.env)
         except BenchError as e:
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             said = next((ln for ln in lines[1:] if "ERROR" in ln or "error" in ln), "")
@@ -479,7 +490,59 @@ class Bench:
                         self.remove_cache(repo)
                         self.remove_workspace_data(repo)
                         self.measure((workload, "pull-http", tool), [cmd, "pull"], repo, source)
+                if REGISTRY_OPS & set(ops) and workload != "pipeline":
+                    self.registry_ops(tool, repo, workload, source)
         self.physical_references(workload, source)
+
+    def registry_ops(self, tool: str, repo: Path, workload: str, source: Path) -> None:
+        """get, import and list -R of the pushed repository, published as a bare Git
+        repository; the reader's token is in a global config both tools read, the clone
+        cache and DVC's site cache are the bench's own."""
+        assert self.server is not None
+        ops = self.args.ops
+        cmd = self.tool_cmd(tool)
+        base = self.work / "registry" / f"{tool}-{workload}"
+        self.discard(base)
+        (base / "config").mkdir(parents=True)
+        (base / "cache").mkdir()
+        published = [".dvc/config", ".dvc/.gitignore", ".dvcignore", "data.dvc", ".gitignore"]
+        sh(["git", "add", "-f", *[p for p in published if (repo / p).exists()]], repo, self.env)
+        sh(["git", "commit", "-q", "--allow-empty", "-m", "data"], repo, self.env)
+        url = str(base / "registry.git")
+        sh(["git", "clone", "-q", "--bare", str(repo), url], base, self.env)
+        remotes = sh([self.dvc, "remote", "list"], repo, self.env).splitlines()
+        remote_url = next(ln.split()[1] for ln in remotes if ln.split()[:1] == ["http"])
+        token = self.tokens[f"{tool}-{workload}"]
+        (base / "config" / "config").write_text(
+            f"['remote \"http\"']\n    url = {remote_url}\n    password = Bearer {token}\n"
+        )
+        env = dict(self.env)
+        env.update(
+            {
+                "DVC_GLOBAL_CONFIG_DIR": str(base / "config"),
+                "DVC_SITE_CACHE_DIR": str(base / "site"),
+                "XDG_CACHE_HOME": str(base / "cache"),
+            }
+        )
+        for run in range(self.runs(workload)):
+            if "get-http" in ops:
+                out = base / f"get-{run}"
+                out.mkdir()
+                self.measure((workload, "get-http", tool), [cmd, "get", url, "data"], out, source, env)
+            if "import-http" in ops:
+                consumer = base / f"import-{run}"
+                consumer.mkdir()
+                sh(["git", "init", "-q"], consumer, self.env)
+                sh([cmd, "init", "-q"], consumer, self.env)
+                self.measure(
+                    (workload, "import-http", tool), [cmd, "import", url, "data"], consumer, source, env
+                )
+        if "list-http" in ops:
+            # With a warm clone cache (and, for lode, its manifests cache), as a user who
+            # browses a registry repeatedly.
+            sh([cmd, "list", "-R", url], base, env)
+            for _ in range(self.runs(workload)):
+                self.measure((workload, "list-http", tool), [cmd, "list", "-R", url], base, None, env)
 
     def reference(
         self, workload: str, name: str, cmd: list[str], cwd: Path, clear: Path | None = None
@@ -670,7 +733,7 @@ def main() -> int:
         p.error(f"{GNU_TIME} (GNU time) is needed to measure peak memory: apt-get install time")
 
     bench = Bench(args)
-    if {"push-http", "pull-http", "status-cloud"} & set(args.ops):
+    if {"push-http", "pull-http", "status-cloud"} & set(args.ops) or REGISTRY_OPS & set(args.ops):
         bench.discard(bench.work / "server-data")
         bench.server = Server(bench.lode_server, bench.work / "server-data", bench.env)
     try:

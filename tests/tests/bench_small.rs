@@ -13,6 +13,9 @@ const OPERATIONS: &[&str] = &[
     "push-http",
     "status-cloud",
     "pull-http",
+    "get-http",
+    "import-http",
+    "list-http",
 ];
 
 #[test]
