@@ -14,6 +14,7 @@
 pub(crate) mod coordination;
 pub(crate) mod postgres;
 mod rows;
+mod shared_sql;
 pub(crate) mod sqlite;
 mod sqlx_error;
 

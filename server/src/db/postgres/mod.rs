@@ -12,20 +12,15 @@ mod projects;
 mod tokens;
 mod users;
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use lode_proto::api::{AuditEntry, GrantInfo, GroupInfo, ProjectInfo, UsageInfo, UserInfo};
-use lode_proto::{HashKind, ObjectId, Role};
+use lode_proto::{HashKind, ObjectId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use crate::datadir::DataDir;
-use crate::db::{
-    AuditEvent, Grantee, HeldObject, Hold, Index, IndexError, IndexFuture, IndexResult, NewToken,
-    ObjectRef, Occupant, TokenRow,
-};
+use crate::db::{Hold, Index, IndexError, IndexFuture, IndexResult, Occupant};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -178,147 +173,14 @@ impl Index for PgIndex {
         })
     }
 
-    fn create_project<'a>(&'a self, name: &'a str) -> IndexFuture<'a, ProjectInfo> {
-        Box::pin(projects::create_project(self, name))
-    }
-
-    fn project_id<'a>(&'a self, name: &'a str) -> IndexFuture<'a, Option<i64>> {
-        Box::pin(projects::project_id(self, name))
-    }
-
-    fn list_projects(&self) -> IndexFuture<'_, Vec<ProjectInfo>> {
-        Box::pin(projects::list_projects(self))
-    }
+    crate::db::shared_sql::shared_index_methods!();
 
     fn delete_project<'a>(&'a self, name: &'a str) -> IndexFuture<'a, ()> {
         Box::pin(projects::delete_project(self, name))
     }
 
-    fn usage<'a>(&'a self, project_id: i64, name: &'a str) -> IndexFuture<'a, UsageInfo> {
-        Box::pin(projects::usage(self, project_id, name))
-    }
-
-    fn create_user<'a>(&'a self, name: &'a str, server_admin: bool) -> IndexFuture<'a, UserInfo> {
-        Box::pin(users::create_user(self, name, server_admin))
-    }
-
-    fn ensure_admin_user<'a>(&'a self, name: &'a str) -> IndexFuture<'a, i64> {
-        Box::pin(users::ensure_admin_user(self, name))
-    }
-
-    fn user_id<'a>(&'a self, name: &'a str) -> IndexFuture<'a, Option<i64>> {
-        Box::pin(users::user_id(self, name))
-    }
-
-    fn list_users(&self) -> IndexFuture<'_, Vec<UserInfo>> {
-        Box::pin(users::list_users(self))
-    }
-
-    fn delete_user<'a>(&'a self, name: &'a str) -> IndexFuture<'a, ()> {
-        Box::pin(users::delete_user(self, name))
-    }
-
-    fn user_role(&self, user_id: i64, project_id: i64) -> IndexFuture<'_, Option<Role>> {
-        Box::pin(users::user_role(self, user_id, project_id))
-    }
-
-    fn user_projects(&self, user_id: i64) -> IndexFuture<'_, Vec<ProjectInfo>> {
-        Box::pin(users::user_projects(self, user_id))
-    }
-
-    fn create_group<'a>(&'a self, name: &'a str) -> IndexFuture<'a, GroupInfo> {
-        Box::pin(groups::create_group(self, name))
-    }
-
-    fn delete_group<'a>(&'a self, name: &'a str) -> IndexFuture<'a, ()> {
-        Box::pin(groups::delete_group(self, name))
-    }
-
-    fn list_groups(&self) -> IndexFuture<'_, Vec<GroupInfo>> {
-        Box::pin(groups::list_groups(self))
-    }
-
-    fn add_member<'a>(&'a self, group: &'a str, user: &'a str) -> IndexFuture<'a, ()> {
-        Box::pin(groups::add_member(self, group, user))
-    }
-
-    fn remove_member<'a>(&'a self, group: &'a str, user: &'a str) -> IndexFuture<'a, ()> {
-        Box::pin(groups::remove_member(self, group, user))
-    }
-
-    fn set_grant<'a>(
-        &'a self,
-        project_id: i64,
-        who: Grantee<'a>,
-        role: Role,
-    ) -> IndexFuture<'a, ()> {
-        Box::pin(groups::set_grant(self, project_id, who, role))
-    }
-
-    fn remove_grant<'a>(&'a self, project_id: i64, who: Grantee<'a>) -> IndexFuture<'a, ()> {
-        Box::pin(groups::remove_grant(self, project_id, who))
-    }
-
-    fn list_grants(&self, project_id: i64) -> IndexFuture<'_, Vec<GrantInfo>> {
-        Box::pin(groups::list_grants(self, project_id))
-    }
-
-    fn insert_token<'a>(&'a self, token: &'a NewToken<'a>) -> IndexFuture<'a, ()> {
-        Box::pin(tokens::insert_token(self, token))
-    }
-
-    fn token<'a>(&'a self, id: &'a str) -> IndexFuture<'a, Option<TokenRow>> {
-        Box::pin(tokens::token(self, id))
-    }
-
-    fn list_tokens(
-        &self,
-        project_id: Option<i64>,
-        user_id: Option<i64>,
-    ) -> IndexFuture<'_, Vec<TokenRow>> {
-        Box::pin(tokens::list_tokens(self, project_id, user_id))
-    }
-
-    fn revoke_token<'a>(&'a self, id: &'a str) -> IndexFuture<'a, ()> {
-        Box::pin(tokens::revoke_token(self, id))
-    }
-
-    fn touch_tokens<'a>(&'a self, used: &'a [(String, i64)]) -> IndexFuture<'a, ()> {
-        Box::pin(tokens::touch_tokens(self, used))
-    }
-
-    fn object_sizes<'a>(
-        &'a self,
-        project_id: i64,
-        kind: HashKind,
-        oids: &'a [ObjectId],
-    ) -> IndexFuture<'a, HashMap<ObjectId, u64>> {
-        Box::pin(objects::object_sizes(self, project_id, kind, oids))
-    }
-
-    fn add_objects_each<'a>(&'a self, refs: &'a [ObjectRef]) -> IndexFuture<'a, Vec<bool>> {
-        Box::pin(objects::add_objects_each(self, refs))
-    }
-
-    fn missing_objects<'a>(
-        &'a self,
-        project_id: i64,
-        kind: HashKind,
-        oids: &'a [ObjectId],
-    ) -> IndexFuture<'a, Vec<ObjectId>> {
-        Box::pin(objects::missing_objects(self, project_id, kind, oids))
-    }
-
-    fn all_referenced(&self) -> IndexFuture<'_, Vec<(HashKind, String, u64)>> {
-        Box::pin(objects::all_referenced(self))
-    }
-
     fn forget_object<'a>(&'a self, kind: HashKind, oid: &'a str) -> IndexFuture<'a, u64> {
         Box::pin(objects::forget_object(self, kind, oid))
-    }
-
-    fn all_manifests(&self) -> IndexFuture<'_, Vec<(i64, String, HashKind, ObjectId)>> {
-        Box::pin(objects::all_manifests(self))
     }
 
     fn forget_project_object<'a>(
@@ -330,54 +192,12 @@ impl Index for PgIndex {
         Box::pin(objects::forget_project_object(self, project_id, kind, oid))
     }
 
-    fn projects_holding<'a>(
-        &'a self,
-        kind: HashKind,
-        oid: &'a str,
-    ) -> IndexFuture<'a, Vec<String>> {
-        Box::pin(objects::projects_holding(self, kind, oid))
-    }
-
-    fn count_object_refs(&self) -> IndexFuture<'_, u64> {
-        Box::pin(objects::count_object_refs(self))
-    }
-
-    fn project_objects(&self, project_id: i64) -> IndexFuture<'_, Vec<HeldObject>> {
-        Box::pin(objects::project_objects(self, project_id))
-    }
-
     fn remove_refs<'a>(
         &'a self,
         project_id: i64,
         refs: &'a [(HashKind, ObjectId)],
     ) -> IndexFuture<'a, u64> {
         Box::pin(objects::remove_refs(self, project_id, refs))
-    }
-
-    fn referenced_elsewhere<'a>(
-        &'a self,
-        except: i64,
-        kind: HashKind,
-        oids: &'a [ObjectId],
-    ) -> IndexFuture<'a, HashSet<ObjectId>> {
-        Box::pin(objects::referenced_elsewhere(self, except, kind, oids))
-    }
-
-    fn is_referenced<'a>(&'a self, kind: HashKind, oid: &'a ObjectId) -> IndexFuture<'a, bool> {
-        Box::pin(objects::is_referenced(self, kind, oid))
-    }
-
-    fn append_audit<'a>(&'a self, events: &'a [AuditEvent]) -> IndexFuture<'a, ()> {
-        Box::pin(audit::append_audit(self, events))
-    }
-
-    fn list_audit<'a>(
-        &'a self,
-        project: Option<&'a str>,
-        before: Option<i64>,
-        limit: u32,
-    ) -> IndexFuture<'a, Vec<AuditEntry>> {
-        Box::pin(audit::list_audit(self, project, before, limit))
     }
 
     fn gc_lease(&self) -> IndexFuture<'_, Hold> {

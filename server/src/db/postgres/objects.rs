@@ -8,7 +8,7 @@ use lode_proto::{HashKind, ObjectId};
 
 use super::coordination::bump_epoch;
 use super::PgIndex;
-use crate::db::{HeldObject, IndexResult, ObjectRef};
+use crate::db::{IndexResult, ObjectRef};
 
 fn names(oids: &[ObjectId]) -> Vec<String> {
     oids.iter().map(ObjectId::to_string).collect()
@@ -95,18 +95,6 @@ pub(super) async fn missing_objects(
         .collect())
 }
 
-/// Every (kind, oid, size) referenced by any project, deduplicated; for fsck.
-pub(super) async fn all_referenced(ix: &PgIndex) -> IndexResult<Vec<(HashKind, String, u64)>> {
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT kind, oid, MAX(size) FROM project_objects GROUP BY kind, oid")
-            .fetch_all(&ix.pool)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(k, o, s)| Some((k.parse().ok()?, o, s.max(0) as u64)))
-        .collect())
-}
-
 /// Drops every project's reference to an object (its blob is gone or corrupt).
 pub(super) async fn forget_object(ix: &PgIndex, kind: HashKind, oid: &str) -> IndexResult<u64> {
     let mut tx = ix.pool.begin().await?;
@@ -120,22 +108,6 @@ pub(super) async fn forget_object(ix: &PgIndex, kind: HashKind, oid: &str) -> In
     Ok(done.rows_affected())
 }
 
-/// Every `.dir` manifest any project holds: (project id, project name, kind, oid).
-pub(super) async fn all_manifests(
-    ix: &PgIndex,
-) -> IndexResult<Vec<(i64, String, HashKind, ObjectId)>> {
-    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-        "SELECT o.project_id, p.name, o.kind, o.oid FROM project_objects o
-             JOIN projects p ON p.id = o.project_id WHERE o.oid LIKE '%.dir'",
-    )
-    .fetch_all(&ix.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(pid, name, k, o)| Some((pid, name, k.parse().ok()?, o.parse().ok()?)))
-        .collect())
-}
-
 /// Drops one project's reference to an object.
 pub(super) async fn forget_project_object(
     ix: &PgIndex,
@@ -145,51 +117,6 @@ pub(super) async fn forget_project_object(
 ) -> IndexResult<()> {
     remove_refs(ix, project_id, &[(kind, *oid)]).await?;
     Ok(())
-}
-
-/// Projects that reference an object, for reports.
-pub(super) async fn projects_holding(
-    ix: &PgIndex,
-    kind: HashKind,
-    oid: &str,
-) -> IndexResult<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT p.name FROM project_objects o JOIN projects p ON p.id = o.project_id
-             WHERE o.kind = $1 AND o.oid = $2 ORDER BY p.name",
-    )
-    .bind(kind.as_str())
-    .bind(oid)
-    .fetch_all(&ix.pool)
-    .await?)
-}
-
-/// Objects stored across all projects (counting shared blobs once per project).
-pub(super) async fn count_object_refs(ix: &PgIndex) -> IndexResult<u64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM project_objects")
-        .fetch_one(&ix.pool)
-        .await?;
-    Ok(n.max(0) as u64)
-}
-
-/// Every object the project references; rows whose kind or id do not parse are skipped.
-pub(super) async fn project_objects(ix: &PgIndex, project_id: i64) -> IndexResult<Vec<HeldObject>> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT kind, oid, size, created_at FROM project_objects WHERE project_id = $1",
-    )
-    .bind(project_id)
-    .fetch_all(&ix.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(k, o, size, at)| {
-            Some(HeldObject {
-                kind: k.parse().ok()?,
-                oid: o.parse().ok()?,
-                size: size.max(0) as u64,
-                created_at: at,
-            })
-        })
-        .collect())
 }
 
 /// Drops the project's references to these objects and moves the removal epoch, in one
@@ -233,17 +160,4 @@ pub(super) async fn referenced_elsewhere(
     Ok(rows.into_iter().filter_map(|s| s.parse().ok()).collect())
 }
 
-/// Whether any project references the object.
-pub(super) async fn is_referenced(
-    ix: &PgIndex,
-    kind: HashKind,
-    oid: &ObjectId,
-) -> IndexResult<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM project_objects WHERE kind = $1 AND oid = $2)",
-    )
-    .bind(kind.as_str())
-    .bind(oid.to_string())
-    .fetch_one(&ix.pool)
-    .await?)
-}
+crate::db::shared_sql::objects!(crate::db::postgres::PgIndex);

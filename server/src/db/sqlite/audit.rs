@@ -1,7 +1,5 @@
 //! The audit log: appended in batches, read newest first.
 
-use lode_proto::api::AuditEntry;
-
 use super::SqliteIndex;
 use crate::db::{AuditEvent, IndexResult};
 
@@ -35,44 +33,4 @@ pub(super) async fn append_audit(ix: &SqliteIndex, events: &[AuditEvent]) -> Ind
     Ok(())
 }
 
-/// Newest first; `before` pages backwards by id.
-pub(super) async fn list_audit(
-    ix: &SqliteIndex,
-    project: Option<&str>,
-    before: Option<i64>,
-    limit: u32,
-) -> IndexResult<Vec<AuditEntry>> {
-    type Row = (
-        i64,
-        i64,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, at, actor, action, project, target, detail FROM audit_log
-             WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR id < ?2)
-             ORDER BY id DESC LIMIT ?3",
-    )
-    .bind(project)
-    .bind(before)
-    .bind(limit.clamp(1, 10_000) as i64)
-    .fetch_all(&ix.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, at, actor, action, project, target, detail)| AuditEntry {
-                id,
-                at,
-                actor,
-                action,
-                project,
-                target,
-                detail,
-            },
-        )
-        .collect())
-}
+crate::db::shared_sql::audit!(crate::db::sqlite::SqliteIndex);

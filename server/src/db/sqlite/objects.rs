@@ -1,4 +1,5 @@
-//! The objects each project holds: lookups, batched inserts, and what `fsck` reads and drops.
+//! The objects each project holds: lookups of many ids, batched inserts, and what `fsck` and
+//! garbage collection drop.
 
 use std::collections::{HashMap, HashSet};
 
@@ -99,18 +100,6 @@ pub(super) async fn missing_objects(
     Ok(missing)
 }
 
-/// Every (kind, oid, size) referenced by any project, deduplicated; for fsck.
-pub(super) async fn all_referenced(ix: &SqliteIndex) -> IndexResult<Vec<(HashKind, String, u64)>> {
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT kind, oid, MAX(size) FROM project_objects GROUP BY kind, oid")
-            .fetch_all(&ix.pool)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(k, o, s)| Some((k.parse().ok()?, o, s.max(0) as u64)))
-        .collect())
-}
-
 /// Drops every project's reference to an object (its blob is gone or corrupt).
 pub(super) async fn forget_object(ix: &SqliteIndex, kind: HashKind, oid: &str) -> IndexResult<u64> {
     let done = sqlx::query("DELETE FROM project_objects WHERE kind = ? AND oid = ?")
@@ -119,22 +108,6 @@ pub(super) async fn forget_object(ix: &SqliteIndex, kind: HashKind, oid: &str) -
         .execute(&ix.pool)
         .await?;
     Ok(done.rows_affected())
-}
-
-/// Every `.dir` manifest any project holds: (project id, project name, kind, oid).
-pub(super) async fn all_manifests(
-    ix: &SqliteIndex,
-) -> IndexResult<Vec<(i64, String, HashKind, ObjectId)>> {
-    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-        "SELECT o.project_id, p.name, o.kind, o.oid FROM project_objects o
-             JOIN projects p ON p.id = o.project_id WHERE o.oid LIKE '%.dir'",
-    )
-    .fetch_all(&ix.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(pid, name, k, o)| Some((pid, name, k.parse().ok()?, o.parse().ok()?)))
-        .collect())
 }
 
 /// Drops one project's reference to an object.
@@ -151,30 +124,6 @@ pub(super) async fn forget_project_object(
         .execute(&ix.pool)
         .await?;
     Ok(())
-}
-
-/// Projects that reference an object, for reports.
-pub(super) async fn projects_holding(
-    ix: &SqliteIndex,
-    kind: HashKind,
-    oid: &str,
-) -> IndexResult<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT p.name FROM project_objects o JOIN projects p ON p.id = o.project_id
-             WHERE o.kind = ? AND o.oid = ? ORDER BY p.name",
-    )
-    .bind(kind.as_str())
-    .bind(oid)
-    .fetch_all(&ix.pool)
-    .await?)
-}
-
-/// Objects stored across all projects (counting shared blobs once per project).
-pub(super) async fn count_object_refs(ix: &SqliteIndex) -> IndexResult<u64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM project_objects")
-        .fetch_one(&ix.pool)
-        .await?;
-    Ok(n.max(0) as u64)
 }
 
 type InsertedRef = (i64, String, String);
@@ -213,3 +162,57 @@ async fn insert_refs<'e>(
     }
     Ok(())
 }
+
+/// Drops the project's references to these objects, in one transaction.
+pub(super) async fn remove_refs(
+    ix: &SqliteIndex,
+    project_id: i64,
+    refs: &[(HashKind, ObjectId)],
+) -> IndexResult<u64> {
+    let mut tx = ix.pool.begin().await?;
+    let mut removed = 0;
+    for (kind, oid) in refs {
+        let done = sqlx::query(
+            "DELETE FROM project_objects WHERE project_id = ? AND kind = ? AND oid = ?",
+        )
+        .bind(project_id)
+        .bind(kind.as_str())
+        .bind(oid.to_string())
+        .execute(&mut *tx)
+        .await?;
+        removed += done.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// The subset of `oids` that some project other than `except` references.
+pub(super) async fn referenced_elsewhere(
+    ix: &SqliteIndex,
+    except: i64,
+    kind: HashKind,
+    oids: &[ObjectId],
+) -> IndexResult<HashSet<ObjectId>> {
+    let mut out = HashSet::new();
+    for chunk in oids.chunks(IN_CHUNK) {
+        let placeholders = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT DISTINCT oid FROM project_objects
+                 WHERE project_id != ? AND kind = ? AND oid IN ({placeholders})"
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql)
+            .bind(except)
+            .bind(kind.as_str());
+        for oid in chunk {
+            q = q.bind(oid.to_string());
+        }
+        for s in q.fetch_all(&ix.pool).await? {
+            if let Ok(o) = s.parse() {
+                out.insert(o);
+            }
+        }
+    }
+    Ok(out)
+}
+
+crate::db::shared_sql::objects!(crate::db::sqlite::SqliteIndex);
