@@ -70,6 +70,14 @@ fn get_writes_what_dvc_get_writes() {
         s.env.dvc(theirs.path(), &full).ok();
         assert_eq!(snapshot(ours.path()), snapshot(theirs.path()), "{full:?}");
         assert!(!snapshot(ours.path()).is_empty(), "{full:?}");
+        for file in files_under(ours.path()) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(ours.join(&file))
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_ne!(mode & 0o200, 0, "{file} is the user's to edit");
+        }
         assert_no_temp_files(ours.path());
     }
     // The revisions differ where the registry changed.

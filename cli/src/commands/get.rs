@@ -28,7 +28,7 @@ pub fn run(a: GetArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
     // Inside a repository the objects land in its cache; elsewhere in a temporary one next to
     // the destination, so that moving them into place stays on one file system.
     let parent = dest.parent().unwrap_or(&ui.cwd).to_path_buf();
-    let mut _temp = None;
+    let mut temp_cache = None;
     let cache_dir = match Repo::find_root_opt(&ui.cwd)? {
         Some(root) => Repo::open(&root)?.cache_dir(),
         None => {
@@ -44,7 +44,7 @@ pub fn run(a: GetArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
                     source,
                 })?;
             let dir = t.path().to_path_buf();
-            _temp = Some(t);
+            temp_cache = Some(t);
             dir
         }
     };
@@ -53,7 +53,8 @@ pub fn run(a: GetArgs, ui: &Ui) -> Result<ExitCode, LodeError> {
         vec![LinkType::Reflink, LinkType::Copy],
         Sharing::Private,
     );
-    let data = SourceData::open(source, cache, a.jobs).map_err(|e| e.into_lode(&action))?;
+    let mut data = SourceData::open(source, cache, a.jobs).map_err(|e| e.into_lode(&action))?;
+    data.cache_is_temporary = temp_cache.is_some();
     let (is_dir, files) = data
         .listing
         .files(&a.path, false, &mut |k, o| data.manifest(k, o))

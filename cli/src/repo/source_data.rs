@@ -3,6 +3,7 @@
 //! a cache with one batch check (`get`, `import`) and written out.
 
 use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,6 +27,9 @@ pub(crate) struct SourceData {
     pub cache: Arc<Cache>,
     remote: OnceCell<Remote>,
     jobs: Option<usize>,
+    /// The cache is deleted after this command: objects used once are moved out of it rather
+    /// than copied.
+    pub cache_is_temporary: bool,
 }
 
 impl SourceData {
@@ -54,6 +58,7 @@ impl SourceData {
             cache: Arc::new(cache),
             remote: OnceCell::new(),
             jobs,
+            cache_is_temporary: false,
         })
     }
 
@@ -148,6 +153,14 @@ impl SourceData {
         if is_dir {
             std::fs::create_dir(&staged).map_err(|e| io(&staged, e))?;
         }
+        let mut uses: HashMap<(HashKind, ObjectId), usize> = HashMap::new();
+        if self.cache_is_temporary {
+            for f in files {
+                if let Content::Dvc { kind, oid } = f.content {
+                    *uses.entry((kind, oid)).or_default() += 1;
+                }
+            }
+        }
         for f in files {
             let target = if f.rel.is_empty() {
                 staged.clone()
@@ -158,6 +171,17 @@ impl SourceData {
                 std::fs::create_dir_all(p).map_err(|e| io(p, e))?;
             }
             match &f.content {
+                Content::Dvc { kind, oid } if uses.get(&(*kind, *oid)) == Some(&1) => {
+                    let object = self.cache.object_path(oid, *kind);
+                    std::fs::rename(&object, &target).map_err(|e| io(&object, e))?;
+                    // Cache objects are read-only; a downloaded file is the user's to edit.
+                    let mode = if f.isexec { 0o777 } else { 0o666 } & !crate::cache::umask();
+                    std::fs::set_permissions(
+                        &target,
+                        std::os::unix::fs::PermissionsExt::from_mode(mode),
+                    )
+                    .map_err(|e| io(&target, e))?;
+                }
                 Content::Dvc { kind, oid } => {
                     self.cache.link_to(oid, *kind, &target, f.isexec)?;
                 }
