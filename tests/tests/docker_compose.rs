@@ -146,3 +146,88 @@ fn the_readme_team_path_on_compose_keeps_data_across_down_and_up() {
     clone.run(&["pull"]).ok();
     assert_eq!(clone.repo.read("data.csv"), b"a,b\n1,2\n");
 }
+
+/// `docker compose config` of `docker/compose.scale.yaml` with the given variables.
+fn scale_config(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let cmd = compose_command();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/compose.scale.yaml");
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .args(["-p", "lodescale", "-f", file, "config"])
+        .args(args)
+        .env_remove("LODE_DB_PASSWORD")
+        .env_remove("LODE_S3_ACCESS_KEY")
+        .env_remove("LODE_S3_SECRET_KEY")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run compose")
+        .into()
+}
+
+/// The scale-out topology for users: compose accepts it, every replica gets the shared index and
+/// bucket, the load balancer sends to every replica, and a missing secret is named.
+#[test]
+fn the_scale_out_compose_file_is_valid() {
+    if !docker::available() {
+        return;
+    }
+    let env = [
+        ("LODE_DB_PASSWORD", "db-secret"),
+        ("LODE_S3_ACCESS_KEY", "key-id"),
+        ("LODE_S3_SECRET_KEY", "key-secret"),
+    ];
+    let services = scale_config(&["--services"], &env);
+    assert_eq!(services.code, 0, "{services:?}");
+    let mut names: Vec<&str> = services.stdout.lines().map(str::trim).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "lb",
+            "lode-1",
+            "lode-2",
+            "lode-3",
+            "postgres",
+            "s3",
+            "s3-bucket"
+        ]
+    );
+
+    let full = scale_config(&[], &env);
+    assert_eq!(full.code, 0, "{full:?}");
+    let urls = full
+        .stdout
+        .matches("LODE_DATABASE_URL: postgres://lode:db-secret@postgres:5432/lode")
+        .count();
+    let stores = full
+        .stdout
+        .matches("LODE_BLOB_STORE: s3://lode/blobs")
+        .count();
+    assert_eq!((urls, stores), (3, 3), "{}", full.stdout);
+
+    let nginx = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docker/nginx.scale.conf"
+    ))
+    .expect("nginx.scale.conf");
+    let upstreams: Vec<&str> = nginx
+        .lines()
+        .filter(|l| l.trim_end().ends_with(';'))
+        .filter_map(|l| l.trim().strip_prefix("server "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    let replicas: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with("lode-"))
+        .collect();
+    assert_eq!(upstreams, replicas, "the load balancer's replicas");
+
+    let missing = scale_config(&[], &env[1..]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("LODE_DB_PASSWORD"),
+        "{}",
+        missing.stderr
+    );
+}
