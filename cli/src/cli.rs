@@ -42,6 +42,10 @@ pub enum Command {
     /// Create `.dvc/` in the current Git repository.
     Init(InitArgs),
     /// Track files or directories: hash them, store them in the cache, write `.dvc` files.
+    #[command(after_help = "Examples:
+  lode add data/images           Track a folder; writes data/images.dvc
+  lode add model.pt data.csv     Track several files at once
+  git add data/images.dvc .gitignore && git commit -m 'Track images'")]
     Add(AddArgs),
     /// Show what changed between the workspace, the `.dvc` files and the cache.
     Status(StatusArgs),
@@ -58,10 +62,18 @@ pub enum Command {
     /// Remove unused objects from the cache.
     Gc(GcArgs),
     /// Upload tracked data to a remote.
+    #[command(after_help = "Examples:
+  lode push                      Upload the data of every .dvc file to the default remote
+  lode push -r backup data.dvc   Upload one output's data to the remote named backup
+  lode push --all-commits -j 8   Upload the data of every commit, 8 transfers at a time")]
     Push(TransferArgs),
     /// Download tracked data from a remote into the cache.
     Fetch(TransferArgs),
     /// Download tracked data from a remote and check it out into the workspace.
+    #[command(after_help = "Examples:
+  lode pull                      Download and check out everything the .dvc files track
+  lode pull data/images.dvc      Only one output
+  lode pull -r backup --force    From the remote named backup, overwriting local changes")]
     Pull(PullArgs),
     /// List the files of a repository, Git-tracked and DVC-tracked.
     #[command(alias = "ls")]
@@ -101,6 +113,7 @@ pub enum Command {
 /// The arguments of a pipeline command lode leaves to DVC, whatever they are.
 #[derive(Debug, Args)]
 pub struct DvcOnlyArgs {
+    /// Arguments of the DVC command; lode does not run it.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
 }
@@ -153,6 +166,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
+    /// Input files/directories to add.
     #[arg(required = true)]
     pub targets: Vec<PathBuf>,
     /// Hashing threads.
@@ -162,6 +176,7 @@ pub struct AddArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Limit command scope to these tracked files/directories or `.dvc` files.
     pub targets: Vec<PathBuf>,
     /// Print the status as JSON.
     #[arg(long)]
@@ -172,12 +187,14 @@ pub struct StatusArgs {
     /// The remote to compare with.
     #[arg(short, long)]
     pub remote: Option<String>,
+    /// Number of jobs to run simultaneously.
     #[arg(short, long)]
     pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct CommitArgs {
+    /// Limit command scope to these tracked files/directories or `.dvc` files.
     pub targets: Vec<PathBuf>,
     /// Commit without asking.
     #[arg(short, long)]
@@ -186,6 +203,7 @@ pub struct CommitArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckoutArgs {
+    /// Limit command scope to these tracked files/directories or `.dvc` files.
     pub targets: Vec<PathBuf>,
     /// Overwrite workspace changes without asking.
     #[arg(short, long)]
@@ -200,10 +218,13 @@ pub struct ConfigArgs {
     /// `section.option`.
     #[arg(value_parser = crate::commands::config::parse_name)]
     pub name: Option<String>,
+    /// Option value.
     #[arg(allow_hyphen_values = true)]
     pub value: Option<String>,
+    /// Unset option.
     #[arg(short, long)]
     pub unset: bool,
+    /// List all defined config values.
     #[arg(short, long)]
     pub list: bool,
     #[command(flatten)]
@@ -216,12 +237,16 @@ pub struct ConfigArgs {
 /// Which config file a change goes to (DVC's `--local/--project/--global/--system`).
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct LevelArgs {
+    /// Use local config (.dvc/config.local).
     #[arg(long, conflicts_with_all = ["global", "system", "project"])]
     pub local: bool,
+    /// Use project config (.dvc/config).
     #[arg(long)]
     pub project: bool,
+    /// Use global config.
     #[arg(long)]
     pub global: bool,
+    /// Use system config.
     #[arg(long)]
     pub system: bool,
 }
@@ -251,20 +276,37 @@ pub struct RemoteArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RemoteCommand {
+    /// Add a new data remote.
+    #[command(after_help = "Examples:
+  # A lode-server project, as the default remote
+  lode remote add -d storage https://lode.example.com/ml
+  # A local folder as a second remote
+  lode remote add backup /mnt/backup/dvcstore
+  # Replace the URL of storage in .dvc/config.local only
+  lode remote add --local -f storage http://127.0.0.1:8080/ml")]
     Add(RemoteAddArgs),
+    /// Modify the configuration of a data remote.
     Modify(RemoteModifyArgs),
+    /// List all available data remotes.
     List(RemoteListArgs),
+    /// Set/unset the default data remote.
     Default(RemoteDefaultArgs),
+    /// Remove a data remote.
     Remove(RemoteRemoveArgs),
+    /// Rename a data remote.
     Rename(RemoteRenameArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct RemoteAddArgs {
+    /// Name of the remote.
     pub name: String,
+    /// Remote location: a URL or a local path.
     pub url: String,
+    /// Set as default remote.
     #[arg(short, long)]
     pub default: bool,
+    /// Force overwriting existing configs.
     #[arg(short, long)]
     pub force: bool,
     #[command(flatten)]
@@ -273,10 +315,14 @@ pub struct RemoteAddArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoteModifyArgs {
+    /// Name of the remote.
     pub name: String,
+    /// Name of the option to modify.
     pub option: String,
+    /// Value of the option.
     #[arg(allow_hyphen_values = true)]
     pub value: Option<String>,
+    /// Unset option.
     #[arg(short, long)]
     pub unset: bool,
     #[command(flatten)]
@@ -291,7 +337,9 @@ pub struct RemoteListArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoteDefaultArgs {
+    /// Name of the remote.
     pub name: Option<String>,
+    /// Unset default remote.
     #[arg(short, long)]
     pub unset: bool,
     #[command(flatten)]
@@ -300,6 +348,7 @@ pub struct RemoteDefaultArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoteRemoveArgs {
+    /// Name of the remote to remove.
     pub name: String,
     #[command(flatten)]
     pub level: LevelArgs,
@@ -307,7 +356,9 @@ pub struct RemoteRemoveArgs {
 
 #[derive(Debug, Args)]
 pub struct RemoteRenameArgs {
+    /// Remote to be renamed.
     pub name: String,
+    /// New name of the remote.
     pub new: String,
     #[command(flatten)]
     pub level: LevelArgs,
@@ -323,7 +374,9 @@ pub struct CacheArgs {
 pub enum CacheCommand {
     /// Show or set the cache directory.
     Dir {
+        /// Path to the cache directory; relative paths are saved relative to the config file.
         value: Option<String>,
+        /// Unset option.
         #[arg(short, long)]
         unset: bool,
         #[command(flatten)]
@@ -354,11 +407,13 @@ pub struct GcArgs {
     /// Also collect garbage on the remote.
     #[arg(short, long)]
     pub cloud: bool,
+    /// Remote storage to collect garbage in.
     #[arg(short, long)]
     pub remote: Option<String>,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub force: bool,
+    /// Number of jobs to run simultaneously.
     #[arg(short, long)]
     pub jobs: Option<usize>,
     /// Report what would be removed without removing it.

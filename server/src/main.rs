@@ -47,6 +47,7 @@ enum Command {
     Admin(AdminCmd),
     /// Check the index against the blobs; with --repair, fix what disagrees.
     Fsck {
+        /// Fix what disagrees: drop index rows of bad blobs, move stray files aside.
         #[arg(long)]
         repair: bool,
         /// Compare sizes only; do not re-hash every blob.
@@ -57,7 +58,10 @@ enum Command {
     Healthcheck(HealthcheckArgs),
     /// Copy the deployment into DEST (a new or empty folder) while the server runs: the index as
     /// of one moment and every blob it references (hard links on the same filesystem).
-    Backup { dest: PathBuf },
+    Backup {
+        /// A new or empty folder to copy into.
+        dest: PathBuf,
+    },
 }
 
 #[derive(Args)]
