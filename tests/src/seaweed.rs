@@ -9,7 +9,9 @@
 //! ```no_run
 //! let Some(s3) = lode_e2e::seaweed::shared() else { return };
 //! let bucket = s3.fresh_bucket();
-//! let server = lode_e2e::server::Server::start_with_env(&s3.server_env(&bucket, "team/a"));
+//! let env = s3.server_env(&bucket, "team/a");
+//! let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+//! let server = lode_e2e::server::Server::start_with_env(&env);
 //! ```
 
 use std::net::TcpListener;
