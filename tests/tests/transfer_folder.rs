@@ -6,7 +6,7 @@ use std::process::Command;
 
 use lode_e2e::dvc;
 use lode_e2e::pyserver::PyServer;
-use lode_e2e::repo::Scratch;
+use lode_e2e::repo::{files_under, Scratch};
 
 fn commit_all(s: &Scratch) {
     s.run("git", &["add", "-A"]).ok();
@@ -23,23 +23,6 @@ fn clone_of(s: &Scratch) -> Scratch {
         .expect("git clone");
     assert!(out.status.success());
     c
-}
-
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            e.path()
-                .strip_prefix(dir)
-                .expect("under dir")
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
