@@ -459,7 +459,23 @@ pub struct RawResponse {
     pub body: String,
 }
 
+/// The `Authorization` header line of a [`Server::raw`] request made with `token`.
+pub fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}")
+}
+
 impl Server {
+    /// Collects every unreferenced object of `project` at once, with no grace period, through
+    /// the API.
+    pub fn collect_everything(&self, project: &str, token: &str) -> RawResponse {
+        self.raw(
+            "POST",
+            &format!("/api/v1/projects/{project}/gc"),
+            &[&bearer(token), "Content-Type: application/json"],
+            br#"{"keep":[],"grace_seconds":0}"#,
+        )
+    }
+
     /// Sends `METHOD target` exactly as given (no path normalisation, unlike HTTP clients) with
     /// the given extra header lines and body, and reads the whole answer.
     pub fn raw(&self, method: &str, target: &str, headers: &[&str], body: &[u8]) -> RawResponse {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use lode_e2e::digest::md5_hex;
 use lode_e2e::postgres;
 use lode_e2e::remote_repo::{RemoteRepo, Tool};
-use lode_e2e::server::{object_path, Server};
+use lode_e2e::server::{bearer, object_path, Server};
 use lode_e2e::uploads::{eventually_within, pseudo_random};
 use reqwest::blocking::Client;
 
@@ -96,20 +96,6 @@ fn a_token_revoked_through_one_replica_is_refused_by_the_other_within_two_second
     assert_eq!(whoami(&b, &admin), 200);
 }
 
-fn auth(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
-}
-
-fn collect_everything(s: &Server, project: &str, token: &str) -> u16 {
-    s.raw(
-        "POST",
-        &format!("/api/v1/projects/{project}/gc"),
-        &[&auth(token), "Content-Type: application/json"],
-        br#"{"keep":[],"grace_seconds":0}"#,
-    )
-    .status
-}
-
 #[test]
 fn a_collection_through_one_replica_never_deletes_what_the_other_just_acknowledged() {
     let Some((one, other)) = replicas() else {
@@ -120,14 +106,25 @@ fn a_collection_through_one_replica_never_deletes_what_the_other_just_acknowledg
     for round in 0..30 {
         let body = format!("shared bytes, round {round}\n");
         let path = object_path(&md5_hex(body.as_bytes()));
-        let put_a = one.raw("PUT", &format!("/a/{path}"), &[&auth(&a)], body.as_bytes());
+        let put_a = one.raw(
+            "PUT",
+            &format!("/a/{path}"),
+            &[&bearer(&a)],
+            body.as_bytes(),
+        );
         assert!(put_a.status < 300, "{put_a:?}");
         // Project a collects everything through one replica while project b uploads the same
         // bytes through the other.
         let (gc, put_b) = std::thread::scope(|scope| {
-            let gc = scope.spawn(|| collect_everything(&one, "a", &a));
-            let put_b = scope
-                .spawn(|| other.raw("PUT", &format!("/b/{path}"), &[&auth(&b)], body.as_bytes()));
+            let gc = scope.spawn(|| one.collect_everything("a", &a).status);
+            let put_b = scope.spawn(|| {
+                other.raw(
+                    "PUT",
+                    &format!("/b/{path}"),
+                    &[&bearer(&b)],
+                    body.as_bytes(),
+                )
+            });
             (
                 gc.join().expect("gc thread"),
                 put_b.join().expect("put thread"),
@@ -136,7 +133,7 @@ fn a_collection_through_one_replica_never_deletes_what_the_other_just_acknowledg
         assert_eq!(gc, 200);
         assert!(put_b.status < 300, "round {round}: {put_b:?}");
         for s in [&one, &other] {
-            let got = s.raw("GET", &format!("/b/{path}"), &[&auth(&b)], b"");
+            let got = s.raw("GET", &format!("/b/{path}"), &[&bearer(&b)], b"");
             assert_eq!(
                 got.status, 200,
                 "round {round}: b lost the blob it was answered for"
@@ -154,13 +151,13 @@ fn an_object_collected_through_one_replica_is_not_served_by_the_other() {
     let a = one.project_with_token("a", "admin");
     let body = b"collected soon\n";
     let target = format!("/a/{}", object_path(&md5_hex(body)));
-    assert!(one.raw("PUT", &target, &[&auth(&a)], body).status < 300);
+    assert!(one.raw("PUT", &target, &[&bearer(&a)], body).status < 300);
     // The other replica has answered for it, and remembers that.
-    assert_eq!(other.raw("GET", &target, &[&auth(&a)], b"").status, 200);
-    assert_eq!(other.raw("HEAD", &target, &[&auth(&a)], b"").status, 200);
-    assert_eq!(collect_everything(&one, "a", &a), 200);
-    assert_eq!(other.raw("HEAD", &target, &[&auth(&a)], b"").status, 404);
-    assert_eq!(other.raw("GET", &target, &[&auth(&a)], b"").status, 404);
+    assert_eq!(other.raw("GET", &target, &[&bearer(&a)], b"").status, 200);
+    assert_eq!(other.raw("HEAD", &target, &[&bearer(&a)], b"").status, 200);
+    assert_eq!(one.collect_everything("a", &a).status, 200);
+    assert_eq!(other.raw("HEAD", &target, &[&bearer(&a)], b"").status, 404);
+    assert_eq!(other.raw("GET", &target, &[&bearer(&a)], b"").status, 404);
 }
 
 #[test]
@@ -173,8 +170,8 @@ fn the_same_object_uploaded_through_both_replicas_at_once_is_stored_once() {
         let body = pseudo_random(200_000, 100 + round);
         let target = format!("/ml/{}", object_path(&md5_hex(&body)));
         let (x, y) = std::thread::scope(|scope| {
-            let x = scope.spawn(|| one.raw("PUT", &target, &[&auth(&t)], &body).status);
-            let y = scope.spawn(|| other.raw("PUT", &target, &[&auth(&t)], &body).status);
+            let x = scope.spawn(|| one.raw("PUT", &target, &[&bearer(&t)], &body).status);
+            let y = scope.spawn(|| other.raw("PUT", &target, &[&bearer(&t)], &body).status);
             (x.join().expect("put"), y.join().expect("put"))
         });
         assert!(x < 300 && y < 300, "round {round}: {x} {y}");
@@ -208,7 +205,7 @@ fn a_replica_killed_mid_upload_leaves_nothing_visible_and_the_other_serves_on() 
     let t = one.project_with_token("ml", "write");
     let kept = pseudo_random(50_000, 1);
     let kept_target = format!("/ml/{}", object_path(&md5_hex(&kept)));
-    assert!(one.raw("PUT", &kept_target, &[&auth(&t)], &kept).status < 300);
+    assert!(one.raw("PUT", &kept_target, &[&bearer(&t)], &kept).status < 300);
 
     let partial = pseudo_random(4 << 20, 2);
     let partial_target = format!("/ml/{}", object_path(&md5_hex(&partial)));
@@ -225,24 +222,30 @@ fn a_replica_killed_mid_upload_leaves_nothing_visible_and_the_other_serves_on() 
     one.kill();
 
     assert_eq!(
-        other.raw("GET", &partial_target, &[&auth(&t)], b"").status,
+        other
+            .raw("GET", &partial_target, &[&bearer(&t)], b"")
+            .status,
         404
     );
     assert_eq!(
-        other.raw("HEAD", &partial_target, &[&auth(&t)], b"").status,
+        other
+            .raw("HEAD", &partial_target, &[&bearer(&t)], b"")
+            .status,
         404
     );
-    let got = other.raw("GET", &kept_target, &[&auth(&t)], b"");
+    let got = other.raw("GET", &kept_target, &[&bearer(&t)], b"");
     assert_eq!(got.status, 200);
     // The other replica takes the same upload whole.
     assert!(
         other
-            .raw("PUT", &partial_target, &[&auth(&t)], &partial)
+            .raw("PUT", &partial_target, &[&bearer(&t)], &partial)
             .status
             < 300
     );
     assert_eq!(
-        other.raw("HEAD", &partial_target, &[&auth(&t)], b"").status,
+        other
+            .raw("HEAD", &partial_target, &[&bearer(&t)], b"")
+            .status,
         200
     );
 }
@@ -255,7 +258,7 @@ fn a_grant_removed_through_one_replica_stops_reads_through_the_other_within_two_
     let writer = one.project_with_token("ml", "write");
     let body = b"readable while granted\n";
     let target = format!("/ml/{}", object_path(&md5_hex(body)));
-    assert!(one.raw("PUT", &target, &[&auth(&writer)], body).status < 300);
+    assert!(one.raw("PUT", &target, &[&bearer(&writer)], body).status < 300);
     one.admin(&["user", "create", "alice"]);
     one.admin(&["group", "create", "team"]);
     one.admin(&["group", "add-member", "team", "alice"]);
@@ -277,16 +280,19 @@ fn a_grant_removed_through_one_replica_stops_reads_through_the_other_within_two_
         .expect("token line")
         .trim()
         .to_string();
-    assert_eq!(other.raw("GET", &target, &[&auth(&alice)], b"").status, 200);
+    assert_eq!(
+        other.raw("GET", &target, &[&bearer(&alice)], b"").status,
+        200
+    );
 
     // Removed with `admin` next to the replicas: the one that has served her reads, and has
     // cached her role, must stop serving them.
     one.admin(&["grant", "remove", "--project", "ml", "--group", "team"]);
     eventually_within(Duration::from_secs(2), "reads are refused", || {
-        other.raw("GET", &target, &[&auth(&alice)], b"").status != 200
+        other.raw("GET", &target, &[&bearer(&alice)], b"").status != 200
     });
     assert_eq!(
-        other.raw("GET", &target, &[&auth(&writer)], b"").status,
+        other.raw("GET", &target, &[&bearer(&writer)], b"").status,
         200
     );
 }

@@ -3,22 +3,7 @@
 
 use lode_e2e::digest::md5_hex;
 use lode_e2e::repo::Scratch;
-use lode_e2e::server::{object_path, Server};
-
-fn auth(token: &str) -> String {
-    format!("Authorization: Bearer {token}")
-}
-
-fn gc_all(server: &Server, project: &str, token: &str) -> u16 {
-    server
-        .raw(
-            "POST",
-            &format!("/api/v1/projects/{project}/gc"),
-            &[&auth(token), "Content-Type: application/json"],
-            br#"{"keep":[],"grace_seconds":0}"#,
-        )
-        .status
-}
+use lode_e2e::server::{bearer, object_path, Server};
 
 #[test]
 fn existence_follows_pack_uploads_and_collection() {
@@ -35,7 +20,7 @@ fn existence_follows_pack_uploads_and_collection() {
 
     // DVC's existence check before the push: absent.
     assert_eq!(
-        server.raw("GET", &target, &[&auth(&token)], b"").status,
+        server.raw("GET", &target, &[&bearer(&token)], b"").status,
         404
     );
     let push = std::process::Command::new(lode_e2e::bins::lode())
@@ -50,22 +35,22 @@ fn existence_follows_pack_uploads_and_collection() {
         String::from_utf8_lossy(&push.stderr)
     );
     // The same check after a pack upload must see the object, or DVC would call it missing.
-    let got = server.raw("GET", &target, &[&auth(&token)], b"");
+    let got = server.raw("GET", &target, &[&bearer(&token)], b"");
     assert_eq!(got.status, 200, "{got:?}");
     assert!(got.body.ends_with("pushed in a pack\n"), "{got:?}");
 
-    assert_eq!(gc_all(&server, "p", &token), 200);
+    assert_eq!(server.collect_everything("p", &token).status, 200);
     assert_eq!(
-        server.raw("GET", &target, &[&auth(&token)], b"").status,
+        server.raw("GET", &target, &[&bearer(&token)], b"").status,
         404
     );
     assert!(server.stored_files().iter().all(|f| !f.contains(&oid[2..])));
 
     // Pushed again after collection, the object is whole again.
-    let put = server.raw("PUT", &target, &[&auth(&token)], b"pushed in a pack\n");
+    let put = server.raw("PUT", &target, &[&bearer(&token)], b"pushed in a pack\n");
     assert!(put.status < 300, "{put:?}");
     assert_eq!(
-        server.raw("GET", &target, &[&auth(&token)], b"").status,
+        server.raw("GET", &target, &[&bearer(&token)], b"").status,
         200
     );
 }
@@ -79,13 +64,24 @@ fn collection_never_deletes_a_blob_another_project_was_just_answered_for() {
         let body = format!("shared bytes, round {round}\n");
         let oid = md5_hex(body.as_bytes());
         let path = object_path(&oid);
-        let put_a = server.raw("PUT", &format!("/a/{path}"), &[&auth(&a)], body.as_bytes());
+        let put_a = server.raw(
+            "PUT",
+            &format!("/a/{path}"),
+            &[&bearer(&a)],
+            body.as_bytes(),
+        );
         assert!(put_a.status < 300, "{put_a:?}");
         // Project a collects everything while project b uploads the same bytes.
         let (gc, put_b) = std::thread::scope(|scope| {
-            let gc = scope.spawn(|| gc_all(&server, "a", &a));
-            let put_b = scope
-                .spawn(|| server.raw("PUT", &format!("/b/{path}"), &[&auth(&b)], body.as_bytes()));
+            let gc = scope.spawn(|| server.collect_everything("a", &a).status);
+            let put_b = scope.spawn(|| {
+                server.raw(
+                    "PUT",
+                    &format!("/b/{path}"),
+                    &[&bearer(&b)],
+                    body.as_bytes(),
+                )
+            });
             (
                 gc.join().expect("gc thread"),
                 put_b.join().expect("put thread"),
@@ -93,7 +89,7 @@ fn collection_never_deletes_a_blob_another_project_was_just_answered_for() {
         });
         assert_eq!(gc, 200);
         if put_b.status < 300 {
-            let got = server.raw("GET", &format!("/b/{path}"), &[&auth(&b)], b"");
+            let got = server.raw("GET", &format!("/b/{path}"), &[&bearer(&b)], b"");
             assert_eq!(
                 got.status, 200,
                 "round {round}: b was answered {} but lost the blob",

@@ -89,15 +89,7 @@ fn verified_objects_land_under_the_prefix_and_other_prefixes_stay_untouched() {
     assert_eq!(get(&s, &t, &foreign_oid, None).0, StatusCode::NOT_FOUND);
 
     // Collection of everything unreferenced, then fsck, only ever see this prefix.
-    let gc = s.raw(
-        "POST",
-        "/api/v1/projects/ml/gc",
-        &[
-            &format!("Authorization: Bearer {t}"),
-            "Content-Type: application/json",
-        ],
-        br#"{"keep":[],"grace_seconds":0}"#,
-    );
+    let gc = s.collect_everything("ml", &t);
     assert_eq!(gc.status, 200, "{}", gc.body);
     assert_eq!(s3.keys(&bucket, "team/a/files/"), Vec::<String>::new());
     assert_eq!(
